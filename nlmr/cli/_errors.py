@@ -1,0 +1,49 @@
+"""Where errors become messages: one line, the next step, an exit code.
+
+Exit codes: 0 success, 1 an error (invalid input, a failed check), 2 a usage
+error, 130 interrupted. ``NLMR_DEBUG=1`` re-raises so the traceback shows.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from nlmr.errors import NlmrError
+
+
+def _say(message: str, hint: str | None = None) -> None:
+    click.echo(f"nlmr: error: {message}", err=True)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
+
+
+def run(command: click.Command) -> None:
+    """Run a click command with nlmr's error handling, then exit."""
+    from nlmr import config
+
+    debug = config.debug()
+    try:
+        code = command.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:  # usage errors: exit 2 with click's own message
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except NlmrError as exc:
+        if debug:
+            raise
+        _say(exc.message, exc.hint)
+        sys.exit(1)
+    except OSError as exc:  # a disk or permission problem the library did not anticipate
+        if debug:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        _say(f"{exc.strerror or exc}{where}", "rerun with NLMR_DEBUG=1 for the traceback")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,21 @@
+"""``nlmr demo``: the main job, end to end, on the embedded default."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("--registry", "registry_dir", type=click.Path(file_okay=False, path_type=str),
+              help="Registry to use (default: the checkout's registry/, else the sample shipped "
+                   "with nlmr).")
+def demo(registry_dir: str | None) -> int:
+    """Run nlmr's main job on the embedded default registry and show each step.
+
+    Today: validate every card, list the catalogue, and check that each card
+    survives the round trip through a Hugging Face README.md.
+    """
+    from nlmr.demo import run_demo
+
+    result = run_demo(registry_dir, echo=click.echo)
+    return 0 if result.ok else 1
