@@ -35,6 +35,6 @@ cli.add_command(_card.card)
 cli.add_command(_demo.demo)
 
 
-def main() -> None:
-    """Console-script entry point."""
-    run(cli)
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point (``argv`` defaults to ``sys.argv[1:]``); exits."""
+    run(cli, argv)

@@ -19,13 +19,13 @@ def _say(message: str, hint: str | None = None) -> None:
         click.echo(f"hint: {hint}", err=True)
 
 
-def run(command: click.Command) -> None:
+def run(command: click.Command, argv: list[str] | None = None) -> None:
     """Run a click command with nlmr's error handling, then exit."""
     from nlmr import config
 
     debug = config.debug()
     try:
-        code = command.main(standalone_mode=False)
+        code = command.main(args=argv, prog_name="nlmr", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

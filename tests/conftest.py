@@ -1,0 +1,137 @@
+"""Shared fixtures: small registries built on disk per test."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nlmr.cards import card_to_yaml
+from nlmr.dvcfile import DvcPointer
+from nlmr.manifest import Manifest, ManifestFile
+
+REPO = Path(__file__).resolve().parent.parent
+
+MODEL: dict[str, Any] = {
+    "schema_version": 1,
+    "id": "acme/tiny-bert",
+    "type": "model",
+    "title": "Tiny BERT",
+    "summary": "A tiny test model.",
+    "description": "Longer text.\n\nWith *Markdown*.",
+    "languages": ["nb", "nn"],
+    "license": "Apache-2.0",
+    "creators": [{"name": "Ada Lovelace", "orcid": "0000-0002-1825-0097", "affiliation": "UiO"}],
+    "maintainers": ["ada"],
+    "date_published": "2024-05-01",
+    "tags": ["test"],
+    "framework": "transformers",
+    "task": "fill-mask",
+}
+
+DATASET: dict[str, Any] = {
+    "schema_version": 1,
+    "id": "acme/corpus",
+    "type": "dataset",
+    "title": "Corpus",
+    "summary": "A test corpus.",
+    "languages": ["nb"],
+    "license": "CC-BY-4.0",
+    "creators": [{"name": "Ada Lovelace"}],
+    "maintainers": ["ada"],
+}
+
+
+def file_entry(path: str, content: bytes, *, lfs: bool | None = None) -> ManifestFile:
+    """A manifest entry with real digests of ``content``."""
+    return ManifestFile(
+        path=path,
+        size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+        md5=hashlib.md5(content).hexdigest(),
+        git_sha1=hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest(),
+        lfs=path.endswith(".safetensors") if lfs is None else lfs,
+    )
+
+
+DEFAULT_FILES = {
+    "config.json": b'{"architectures": ["BertForMaskedLM"]}',
+    "model.safetensors": b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ",
+    "tokenizer.json": b"{}",
+}
+
+
+class RegistryBuilder:
+    """Writes cards, manifests and pointers into a temporary registry."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "models").mkdir(parents=True, exist_ok=True)
+        (root / "datasets").mkdir(parents=True, exist_ok=True)
+
+    def entry_dir(self, data: dict[str, Any]) -> Path:
+        sub = "models" if data.get("type") == "model" else "datasets"
+        return self.root / sub / data["id"]
+
+    def card(self, data: dict[str, Any] | None = None, *, text: str | None = None,
+             **changes: Any) -> Path:
+        """Write a card (default: the model above, with ``changes`` applied)."""
+        data = copy.deepcopy(data if data is not None else MODEL)
+        data.update(changes)
+        path = self.entry_dir(data) / "card.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text if text is not None else card_to_yaml(data), encoding="utf-8")
+        return path
+
+    def stored_card(self, files: dict[str, bytes] | None = None, *, name: str = "main",
+                    manifest_extra: dict[str, Any] | None = None,
+                    **changes: Any) -> tuple[Path, Manifest]:
+        """A card with one stored revision (upload source, derived id) and its files."""
+        manifest = Manifest(tuple(sorted((file_entry(p, c) for p, c in
+                                          (files or DEFAULT_FILES).items()), key=lambda f: f.path)),
+                            auto_map=(manifest_extra or {}).get("auto_map"))
+        data = copy.deepcopy(MODEL)
+        data["revisions"] = [{"name": name, "id": manifest.derived_revision_id(), "default": True,
+                              "source": {"type": "upload"}}]
+        data.update(changes)
+        card = self.card(data)
+        self.write_revision(card.parent, name, manifest)
+        return card, manifest
+
+    def write_revision(self, entry: Path, name: str, manifest: Manifest,
+                       pointer: DvcPointer | None = None) -> None:
+        rev = entry / "revisions"
+        rev.mkdir(exist_ok=True)
+        (rev / f"{name}.manifest.json").write_text(manifest.to_json(), encoding="utf-8")
+        ptr = pointer or DvcPointer.for_manifest(manifest, name)
+        (rev / f"{name}.dvc").write_text(ptr.to_yaml(), encoding="utf-8")
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> RegistryBuilder:
+    return RegistryBuilder(tmp_path / "registry")
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., tuple[int, str, str]]:
+    """Run the CLI in-process through nlmr's own error handling; returns (code, stdout, stderr)."""
+    from click.testing import CliRunner
+
+    from nlmr.cli import main
+
+    def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+        runner = CliRunner()
+        with runner.isolation(env=env) as streams:
+            try:
+                main(list(args))
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            out, err = streams[0].getvalue(), streams[1].getvalue()
+        return code, out.decode(), err.decode()
+
+    return invoke
