@@ -34,21 +34,30 @@ def _run(*cmd: str | os.PathLike[str], env: dict[str, str] | None = None) -> Non
 
 def ensure_venv(extras: str) -> None:
     """Create .venv if needed and install nlmr[extras] unless already done for these inputs."""
-    if sys.version_info < (3, 10):
-        sys.exit(f"nlmr needs Python >= 3.10; this is {sys.version.split()[0]}")
     if not PY.exists():
         print(f"creating virtualenv {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    stamp_inputs = b"".join(
-        (ROOT / name).read_bytes() for name in ("pyproject.toml", "constraints.txt")
-    ) + extras.encode()
+    stamp_inputs = (
+        b"".join((ROOT / name).read_bytes() for name in ("pyproject.toml", "constraints.txt"))
+        + extras.encode()
+    )
     digest = hashlib.sha256(stamp_inputs).hexdigest()
     stamp = VENV / f".nlmr-installed-{extras or 'core'}"
     if stamp.exists() and stamp.read_text() == digest:
         return
     target = f".[{extras}]" if extras else "."
-    _run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "-c", "constraints.txt", "-e", target)
+    _run(
+        PY,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "-c",
+        "constraints.txt",
+        "-e",
+        target,
+    )
     stamp.write_text(digest)
 
 

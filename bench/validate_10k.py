@@ -24,9 +24,14 @@ What it measures
 3. Times ``.venv/bin/nlmr --help`` (median of 10 runs after one untimed
    warm-up, each a fresh subprocess, unpinned). Goal: under 0.3 s.
 
-When validation is over budget (or with ``--profile``) it is run once more
-under cProfile, in the same pinned setting, and the top functions by own time
-and by cumulative time are printed.
+When validation is over budget (or with ``--profile``) it is run again under
+cProfile, in the same pinned setting, and the top functions by own time and by
+cumulative time are printed; cProfile inflates pure-Python code, so one more
+run without it splits the time by phase (reading+parsing files, JSON Schema,
+the rest) using light timers around ``nlmr.validate``'s module-level calls.
+
+Other load on core 0 slows the measurement down; ``--runs N`` repeats the
+cold run and reports the best, and the load average is printed with results.
 
 How to run (from the repository root)
 -------------------------------------
@@ -34,6 +39,7 @@ How to run (from the repository root)
     .venv/bin/python bench/validate_10k.py --cards 2000 # smaller registry
     .venv/bin/python bench/validate_10k.py --json       # machine-readable results
     .venv/bin/python bench/validate_10k.py --profile    # always profile
+    .venv/bin/python bench/validate_10k.py --runs 3     # best of 3 cold runs
     .venv/bin/python bench/validate_10k.py --keep       # keep the generated registry
 
 Progress goes to stderr; the results (table or JSON) to stdout. The exit
@@ -42,10 +48,11 @@ also when a goal is missed if ``--fail-over-budget`` is given; otherwise 0.
 Only the standard library and nlmr are used.
 """
 
+# ruff: noqa: SIM905  (word lists are written as "a b c".split())
 from __future__ import annotations
 
 import argparse
-import hashlib
+import contextlib
 import json
 import os
 import random
@@ -78,7 +85,7 @@ SPDX = [
     ("CC-BY-NC-4.0", 4), ("CC-BY-NC-SA-4.0", 2), ("MIT OR Apache-2.0", 3), ("BSD-3-Clause", 2),
     ("GPL-3.0-only", 1), ("ODC-By-1.0", 2), ("ODbL-1.0", 1), ("NLOD-2.0", 3),
     ("Apache-2.0 AND CC-BY-4.0", 2),
-]
+]  # fmt: skip
 LICENSE_REFS = [
     ("LicenseRef-NCC", "https://huggingface.co/datasets/NbAiLab/NCC"),
     ("LicenseRef-Sprakbanken", "https://www.nb.no/sprakbanken/en/terms-of-use/"),
@@ -87,68 +94,84 @@ LICENSE_REFS = [
     ("LicenseRef-Gated-Research", "https://example.org/licenses/research-only-v1"),
 ]
 
-REAL_ORGS = [
-    "ltg", "NbAiLab", "HPLT", "norallm", "TurkuNLP", "KBLab", "AI-Sweden-Models", "DDSC", "mideind",
-    "vesteinn", "NorwAI", "Sprakbanken", "giellalt", "UiT-NLP", "Helsinki-NLP", "FinnishNLP",
-    "alexandrainst", "danish-foundation-models", "NTNU-SmartMedia", "LumiOpen", "nlpl",
-    "Kaggle-Nordic", "arnastofnun", "Fosent", "Oqaasileriffik", "divvun", "sami-lt", "SNAKK",
-]
-ORG_A = ["nordic", "sami", "arctic", "fjord", "boreal", "north", "aurora", "tundra", "baltic", "polar"]
-ORG_B = ["nlp", "lt", "lab", "ai", "lang", "speech", "text", "ml", "corpus", "ling"]
+REAL_ORGS = (
+    "ltg NbAiLab HPLT norallm TurkuNLP KBLab AI-Sweden-Models DDSC mideind vesteinn NorwAI "
+    "Sprakbanken giellalt UiT-NLP Helsinki-NLP FinnishNLP alexandrainst danish-foundation-models "
+    "NTNU-SmartMedia LumiOpen nlpl Kaggle-Nordic arnastofnun Fosent Oqaasileriffik divvun "
+    "sami-lt SNAKK"
+).split()
+ORG_A = "nordic sami arctic fjord boreal north aurora tundra baltic polar".split()
+ORG_B = "nlp lt lab ai lang speech text ml corpus ling".split()
 
 MODEL_FAMILIES = [
-    ("norbert3", "NorbertForMaskedLM", "fill-mask", True), ("nort5", "NorT5ForConditionalGeneration",
-    "text2text-generation", True), ("normistral", "MistralForCausalLM", "text-generation", False),
-    ("nb-bert", "BertForMaskedLM", "fill-mask", False), ("nb-whisper", "WhisperForConditionalGeneration",
-    "automatic-speech-recognition", False), ("gpt-sw3", "GPT2LMHeadModel", "text-generation", False),
-    ("viking", "LlamaForCausalLM", "text-generation", False), ("poro", "BloomForCausalLM",
-    "text-generation", False), ("xlm-roberta", "XLMRobertaForTokenClassification",
-    "token-classification", False), ("electra", "ElectraForSequenceClassification",
-    "text-classification", False), ("ltg-bert", "LtgbertForMaskedLM", "fill-mask", True),
-    ("sentence-bert", "BertModel", "sentence-similarity", False), ("deberta-v3",
-    "DebertaV2ForMaskedLM", "fill-mask", False), ("byt5", "T5ForConditionalGeneration",
-    "translation", False), ("wav2vec2", "Wav2Vec2ForCTC", "automatic-speech-recognition", False),
+    ("norbert3", "NorbertForMaskedLM", "fill-mask", True),
+    ("nort5", "NorT5ForConditionalGeneration", "text2text-generation", True),
+    ("normistral", "MistralForCausalLM", "text-generation", False),
+    ("nb-bert", "BertForMaskedLM", "fill-mask", False),
+    ("nb-whisper", "WhisperForConditionalGeneration", "automatic-speech-recognition", False),
+    ("gpt-sw3", "GPT2LMHeadModel", "text-generation", False),
+    ("viking", "LlamaForCausalLM", "text-generation", False),
+    ("poro", "BloomForCausalLM", "text-generation", False),
+    ("xlm-roberta", "XLMRobertaForTokenClassification", "token-classification", False),
+    ("electra", "ElectraForSequenceClassification", "text-classification", False),
+    ("ltg-bert", "LtgbertForMaskedLM", "fill-mask", True),
+    ("sentence-bert", "BertModel", "sentence-similarity", False),
+    ("deberta-v3", "DebertaV2ForMaskedLM", "fill-mask", False),
+    ("byt5", "T5ForConditionalGeneration", "translation", False),
+    ("wav2vec2", "Wav2Vec2ForCTC", "automatic-speech-recognition", False),
 ]
-EMBEDDING_FAMILIES = [("word2vec", "word2vec continuous skip-gram", "gensim"),
-                      ("fasttext", "fastText skipgram", "fasttext"), ("glove", "GloVe", "gensim")]
-SIZES = ["xs", "small", "base", "large", "xl", "1b", "3b", "7b", "13b"]
-PARAMS = {"xs": 15_000_000, "small": 40_000_000, "base": 123_000_000, "large": 353_000_000,
-          "xl": 1_100_000_000, "1b": 1_300_000_000, "3b": 3_000_000_000, "7b": 7_240_000_000,
-          "13b": 13_000_000_000}
-VARIANTS = ["cased", "uncased", "instruct", "warm", "scratch", "ner", "pos", "sentiment", "ft", "v2",
-            "v1.5", "dedup", "chat"]
-OTHER_FRAMEWORKS = ["sentence-transformers", "flair", "spacy", "stanza", "peft", "nemo",
-                    "speechbrain", "gguf", "onnx"]
+EMBEDDING_FAMILIES = [
+    ("word2vec", "word2vec continuous skip-gram", "gensim"),
+    ("fasttext", "fastText skipgram", "fasttext"),
+    ("glove", "GloVe", "gensim"),
+]
+SIZES = "xs small base large xl 1b 3b 7b 13b".split()
+PARAMS = dict(zip(SIZES, (15e6, 40e6, 123e6, 353e6, 1.1e9, 1.3e9, 3e9, 7.24e9, 13e9), strict=True))
+VARIANTS = "cased uncased instruct warm scratch ner pos sentiment ft v2 v1.5 dedup chat".split()
+OTHER_FRAMEWORKS = (
+    "sentence-transformers flair spacy stanza peft nemo speechbrain gguf onnx".split()
+)
 
-DATASET_STEMS = ["corpus", "news", "parliament", "wiki", "books", "subtitles", "speech", "ud",
-                 "ner", "sentiment", "qa", "mc4-filtered", "web", "legal", "medical", "social",
-                 "dialogue", "instruct", "paraphrase", "summaries"]
+DATASET_STEMS = (
+    "corpus news parliament wiki books subtitles speech ud ner sentiment qa mc4-filtered web "
+    "legal medical social dialogue instruct paraphrase summaries"
+).split()
 
-TAGS = ["nordic", "encoder-only", "decoder-only", "encoder-decoder", "norbench", "hplt", "sami",
-        "low-resource", "instruction-tuned", "ner", "pos", "sentiment", "speech", "asr",
-        "embeddings", "word2vec", "parliament", "news", "wikipedia", "legal", "medical", "corpus",
-        "pretraining", "nora-llm", "mistral", "llama", "t5", "bert", "domain:news", "domain:legal",
-        "task:ner", "region:arctic", "web-crawl", "deduplicated", "gated", "benchmark"]
+TAGS = (
+    "nordic encoder-only decoder-only encoder-decoder norbench hplt sami low-resource "
+    "instruction-tuned ner pos sentiment speech asr embeddings word2vec parliament news "
+    "wikipedia legal medical corpus pretraining nora-llm mistral llama t5 bert domain:news "
+    "domain:legal task:ner region:arctic web-crawl deduplicated gated benchmark"
+).split()
 
-FIRST = ["Per", "Andrey", "Lilja", "Erik", "Samia", "David", "Anna", "Javier", "Freddy", "Elina",
-         "Egil", "Sámi", "Máret", "Ánde", "Jóhanna", "Guðrún", "Sigríður", "Þórdís", "Aleksi",
-         "Veera", "Kristiina", "Søren", "Mette", "Ingrid", "Bjørn", "Åsa", "Hákon", "Nuka", "Aviaja",
-         "Inger-Marie", "Olli", "Niklas", "Karin", "Jens", "Trond", "Hilde", "Ragnhild", "Vilde"]
-LAST = ["Kummervold", "Kutuzov", "Øvrelid", "Velldal", "Touileb", "Samuel", "Palatkina",
-        "de la Rosa", "Wetjen", "Sigdel", "Rønningstad", "Gaup", "Somby", "Eira", "Sara", "Jónsdóttir",
-        "Sigurðsson", "Pyysalo", "Luukkonen", "Virtanen", "Sørensen", "Kristiansen", "Lindqvist",
-        "Nivre", "Tiedemann", "Kleist", "Olsen", "Hansen", "Johansen", "Nilsen", "Berg", "Haugen",
-        "Dahl", "Lund", "Strand", "Moen", "Solberg", "Bakken"]
-AFFILIATIONS = ["University of Oslo", "National Library of Norway", "University of Bergen",
-                "UiT The Arctic University of Norway", "University of Turku", "University of Helsinki",
-                "AI Sweden", "University of Copenhagen", "University of Iceland",
-                "Árni Magnússon Institute", "Sámi allaskuvla", "University of Greenland",
-                "NTNU", "Uppsala University", "Aalto University", "Språkbanken Text"]
-ORG_CREATORS = ["Language Technology Group, University of Oslo", "HPLT project",
-                "National Library of Norway (NB AI-Lab)", "Giellatekno and Divvun",
-                "TurkuNLP group", "Danish Foundation Models", "Miðeind ehf."]
-MAINTAINERS = ["nlmr-maintainers", "ltg-bot", "pere", "akutuzov", "davidsamuel", "lilja-ovrelid",
-               "sami-lt", "giellalt-ci", "turkunlp", "kblab", "snakk", "nordic-nlp", "fjord-ai"]
+FIRST = (
+    "Per Andrey Lilja Erik Samia David Anna Javier Freddy Elina Egil Sámi Máret Ánde Jóhanna "
+    "Guðrún Sigríður Þórdís Aleksi Veera Kristiina Søren Mette Ingrid Bjørn Åsa Hákon Nuka "
+    "Aviaja Inger-Marie Olli Niklas Karin Jens Trond Hilde Ragnhild Vilde"
+).split()
+LAST = (
+    "Kummervold Kutuzov Øvrelid Velldal Touileb Samuel Palatkina Wetjen Sigdel Rønningstad "
+    "Gaup Somby Eira Sara Jónsdóttir Sigurðsson Pyysalo Luukkonen Virtanen Sørensen "
+    "Kristiansen Lindqvist Nivre Tiedemann Kleist Olsen Hansen Johansen Nilsen Berg Haugen "
+    "Dahl Lund Strand Moen Solberg Bakken"
+).split()
+LAST.append("de la Rosa")
+AFFILIATIONS = [
+    "University of Oslo", "National Library of Norway", "University of Bergen",
+    "UiT The Arctic University of Norway", "University of Turku", "University of Helsinki",
+    "AI Sweden", "University of Copenhagen", "University of Iceland",
+    "Árni Magnússon Institute", "Sámi allaskuvla", "University of Greenland", "NTNU",
+    "Uppsala University", "Aalto University", "Språkbanken Text",
+]  # fmt: skip
+ORG_CREATORS = [
+    "Language Technology Group, University of Oslo", "HPLT project",
+    "National Library of Norway (NB AI-Lab)", "Giellatekno and Divvun", "TurkuNLP group",
+    "Danish Foundation Models", "Miðeind ehf.",
+]  # fmt: skip
+MAINTAINERS = (
+    "nlmr-maintainers ltg-bot pere akutuzov davidsamuel lilja-ovrelid sami-lt giellalt-ci "
+    "turkunlp kblab snakk nordic-nlp fjord-ai"
+).split()
 
 SENTENCES = [
     "It was trained on openly available {lang} text, including digitised newspapers and books "
@@ -188,10 +211,21 @@ DATASET_SUMMARY = [
     "A {lang_name} {stem} dataset of {docs} documents collected by {org}.",
     "{title}: {stem} data in {lang_name}, released by {org} for training and evaluation.",
 ]
-LANG_NAMES = {"nb": "Norwegian Bokmål", "nn": "Norwegian Nynorsk", "se": "Northern Sámi",
-              "sma": "Southern Sámi", "smj": "Lule Sámi", "smn": "Inari Sámi", "fo": "Faroese",
-              "is": "Icelandic", "kl": "Greenlandic", "fi": "Finnish", "sv": "Swedish",
-              "da": "Danish", "en": "English"}
+LANG_NAMES = {
+    "nb": "Norwegian Bokmål",
+    "nn": "Norwegian Nynorsk",
+    "se": "Northern Sámi",
+    "sma": "Southern Sámi",
+    "smj": "Lule Sámi",
+    "smn": "Inari Sámi",
+    "fo": "Faroese",
+    "is": "Icelandic",
+    "kl": "Greenlandic",
+    "fi": "Finnish",
+    "sv": "Swedish",
+    "da": "Danish",
+    "en": "English",
+}
 
 
 # ---------------------------------------------------------------------------
@@ -221,7 +255,9 @@ def _entry(head: str, v: Any, ind: int, lines: list[str]) -> None:
         lines.append(head)
         _map(v, ind, lines)
     elif isinstance(v, list):
-        flow = [x for x in v if isinstance(x, str) and _FLOW.match(x) and x.lower() not in _RESERVED]
+        flow = [
+            x for x in v if isinstance(x, str) and _FLOW.match(x) and x.lower() not in _RESERVED
+        ]
         if v and len(flow) == len(v) and sum(map(len, v)) < 70:
             lines.append(f"{head} [{', '.join(v)}]")
             return
@@ -263,7 +299,7 @@ def _orcid(rng: random.Random) -> str:
         total = (total + d) * 2
     check = (12 - total % 11) % 11
     s = "".join(map(str, digits)) + ("X" if check == 10 else str(check))
-    return "-".join(s[i:i + 4] for i in range(0, 16, 4))
+    return "-".join(s[i : i + 4] for i in range(0, 16, 4))
 
 
 def _date(rng: random.Random, lo: int = 2017, hi: int = 2025) -> str:
@@ -289,13 +325,21 @@ class Generator:
         self.n = n_cards
         self.rng = random.Random(seed)
         self.orgs = list(REAL_ORGS) + sorted({f"{a}-{b}" for a in ORG_A for b in ORG_B})
-        self.orgs += [f"{a}{b}-{i}" for i, (a, b) in enumerate(
-            (x, y) for x in ORG_A for y in ORG_B)][: max(0, n_cards // 40)]
+        self.orgs += [
+            f"{a}{b}-{i}" for i, (a, b) in enumerate((x, y) for x in ORG_A for y in ORG_B)
+        ][: max(0, n_cards // 40)]
         self.org_weights = [1.0 / (i + 1) ** 0.8 for i in range(len(self.orgs))]
         self.used: dict[str, set[str]] = {"model": set(), "dataset": set()}
         self.dataset_ids: list[str] = []
-        self.stats = {"models": 0, "datasets": 0, "with_revisions": 0, "revisions": 0,
-                      "manifest_files": 0, "generated_files": 0, "bytes": 0}
+        self.stats = {
+            "models": 0,
+            "datasets": 0,
+            "with_revisions": 0,
+            "revisions": 0,
+            "manifest_files": 0,
+            "generated_files": 0,
+            "bytes": 0,
+        }
 
     # -- helpers -----------------------------------------------------------
 
@@ -333,7 +377,9 @@ class Generator:
         else:
             card["license"] = rng.choices([s for s, _ in SPDX], [w for _, w in SPDX])[0]
             if rng.random() < 0.1:
-                card["license_link"] = "https://spdx.org/licenses/" + card["license"].split()[0] + ".html"
+                card["license_link"] = (
+                    "https://spdx.org/licenses/" + card["license"].split()[0] + ".html"
+                )
 
     def _creators(self) -> list[dict[str, str]]:
         rng = self.rng
@@ -355,11 +401,18 @@ class Generator:
         chosen = rng.sample(pool, rng.randint(2, 5))
         cuts = sorted(rng.sample(range(1, len(chosen)), rng.randint(0, min(2, len(chosen) - 1))))
         paras = []
-        for a, b in zip([0, *cuts], [*cuts, len(chosen)]):
+        for a, b in zip([0, *cuts], [*cuts, len(chosen)], strict=True):
             sents = chosen[a:b]
-            text = " ".join(s.format(lang=lang, vocab=rng.choice([32768, 50000, 51200, 64000]),
-                                     y0=rng.randint(1814, 2000), y1=rng.randint(2001, 2024),
-                                     ud=rng.randint(8, 14)) for s in sents)
+            text = " ".join(
+                s.format(
+                    lang=lang,
+                    vocab=rng.choice([32768, 50000, 51200, 64000]),
+                    y0=rng.randint(1814, 2000),
+                    y1=rng.randint(2001, 2024),
+                    ud=rng.randint(8, 14),
+                )
+                for s in sents
+            )
             # wrap at ~95 columns like a hand-written card
             words, line, out = text.split(), "", []
             for w in words:
@@ -373,8 +426,14 @@ class Generator:
         return "\n\n".join(paras) + "\n"
 
     def _common(self, kind: str, ident: str, title: str) -> dict[str, Any]:
-        card: dict[str, Any] = {"schema_version": 1, "id": ident, "type": kind, "title": title,
-                                "summary": "", "description": ""}
+        card: dict[str, Any] = {
+            "schema_version": 1,
+            "id": ident,
+            "type": kind,
+            "title": title,
+            "summary": "",
+            "description": "",
+        }
         return card
 
     def _finish_common(self, card: dict[str, Any], langs: list[str]) -> None:
@@ -392,9 +451,12 @@ class Generator:
         if rng.random() < 0.4:
             links["homepage"] = f"https://{org.lower()}.example.org/{name}"
         if rng.random() < 0.5:
-            links["paper"] = rng.choice([f"https://arxiv.org/abs/2{rng.randint(100, 499)}."
-                                         f"{rng.randint(10000, 19999)}",
-                                         f"https://aclanthology.org/2023.nodalida-1.{rng.randint(1, 80)}/"])
+            links["paper"] = rng.choice(
+                [
+                    f"https://arxiv.org/abs/2{rng.randint(100, 499)}.{rng.randint(10000, 19999)}",
+                    f"https://aclanthology.org/2023.nodalida-1.{rng.randint(1, 80)}/",
+                ]
+            )
         if rng.random() < 0.5:
             links["code"] = f"https://github.com/{org}/{name}"
         if rng.random() < 0.7:
@@ -408,9 +470,11 @@ class Generator:
                 cit["doi"] = f"10.18653/v1/2023.nodalida-1.{rng.randint(1, 80)}"
             if not cit or rng.random() < 0.5:
                 key = f"{rng.choice(LAST).split()[-1].lower()}{rng.randint(2018, 2025)}"
-                cit["bibtex"] = (f"@inproceedings{{{key},\n  title = {{{card['title']}}},\n"
-                                 f"  author = {{{card['creators'][0]['name']}}},\n"
-                                 f"  year = {{{rng.randint(2018, 2025)}}}\n}}\n")
+                cit["bibtex"] = (
+                    f"@inproceedings{{{key},\n  title = {{{card['title']}}},\n"
+                    f"  author = {{{card['creators'][0]['name']}}},\n"
+                    f"  year = {{{rng.randint(2018, 2025)}}}\n}}\n"
+                )
             card["citation"] = cit
 
     # -- models and datasets -----------------------------------------------
@@ -426,15 +490,25 @@ class Generator:
             fam, algo, framework = rng.choice(EMBEDDING_FAMILIES)
             dims = rng.choice([100, 200, 300])
             name = f"{fam}-{lang_suffix or 'nordic'}-{dims}d"
-            title = f"{fam} {dims}-dimensional vectors ({LANG_NAMES.get(langs[0].split('-')[0], langs[0])})"
+            lang_name = LANG_NAMES.get(langs[0].split("-")[0], langs[0])
+            title = f"{fam} {dims}-dimensional vectors ({lang_name})"
             what, size = f"{fam} embedding model", None
             extra = {"architecture": algo, "framework": framework, "task": "feature-extraction"}
-            emb: dict[str, Any] = {"algorithm": {"name": algo, "tool": framework,
-                                                 "version": f"{rng.randint(3, 4)}.{rng.randint(0, 3)}"},
-                                   "dimensions": dims, "vocabulary_size": rng.randint(50_000, 4_000_000)}
+            emb: dict[str, Any] = {
+                "algorithm": {
+                    "name": algo,
+                    "tool": framework,
+                    "version": f"{rng.randint(3, 4)}.{rng.randint(0, 3)}",
+                },
+                "dimensions": dims,
+                "vocabulary_size": rng.randint(50_000, 4_000_000),
+            }
             if rng.random() < 0.6:
-                emb["preprocessing"] = {"lemmatized": rng.random() < 0.5, "tagger": "UDPipe 1.2",
-                                        "case_preserved": rng.random() < 0.5}
+                emb["preprocessing"] = {
+                    "lemmatized": rng.random() < 0.5,
+                    "tagger": "UDPipe 1.2",
+                    "case_preserved": rng.random() < 0.5,
+                }
             if rng.random() < 0.5:
                 emb["legacy_id"] = rng.randint(1, 250)
             extra["embeddings"] = emb
@@ -447,26 +521,45 @@ class Generator:
                 parts.append(rng.choice(VARIANTS))
             name = "-".join(parts) if rng.random() < 0.9 else "_".join(parts).replace("-", "_")
             title = " ".join(p if p.islower() is False else p.capitalize() for p in parts)
-            what = {"fill-mask": "masked language model", "text-generation": "generative language model",
-                    "automatic-speech-recognition": "speech recognition model"}.get(task, f"{task} model")
+            what = {
+                "fill-mask": "masked language model",
+                "text-generation": "generative language model",
+                "automatic-speech-recognition": "speech recognition model",
+            }.get(task, f"{task} model")
             framework = "transformers" if rng.random() < 0.85 else rng.choice(OTHER_FRAMEWORKS)
             extra = {"architecture": arch, "framework": framework, "task": task}
             if rng.random() < 0.8:
                 extra["parameters"] = int(PARAMS[size] * rng.uniform(0.9, 1.1))
             if rng.random() < 0.45:
                 bases = [f"{rng.choice(REAL_ORGS)}/{fam}-{rng.choice(SIZES)}" for _ in range(3)]
-                extra["base_model"] = (bases[0] if rng.random() < 0.8
-                                       else list(dict.fromkeys(bases[: rng.randint(1, 3)])))
+                extra["base_model"] = (
+                    bases[0]
+                    if rng.random() < 0.8
+                    else list(dict.fromkeys(bases[: rng.randint(1, 3)]))
+                )
         ident = self._unique("model", org, name)
         card = self._common("model", ident, title)
         lang_name = LANG_NAMES.get(langs[0].split("-")[0], "Nordic")
-        data_name = rng.choice(["the Norwegian Colossal Corpus", "HPLT v2 web data",
-                                "CulturaX", "the Sámi parallel corpus SIKOR", "Wikipedia dumps"])
+        data_name = rng.choice(
+            [
+                "the Norwegian Colossal Corpus",
+                "HPLT v2 web data",
+                "CulturaX",
+                "the Sámi parallel corpus SIKOR",
+                "Wikipedia dumps",
+            ]
+        )
         base = extra.get("base_model", "a multilingual checkpoint")
         base = base if isinstance(base, str) else base[0]
         card["summary"] = rng.choice(SUMMARY_TEMPLATES).format(
-            params=f"{extra.get('parameters', 100_000_000) // 1_000_000}M-parameter", lang_name=lang_name,
-            what=what, org=org, data=data_name, title=title, base=base)
+            params=f"{extra.get('parameters', 100_000_000) // 1_000_000}M-parameter",
+            lang_name=lang_name,
+            what=what,
+            org=org,
+            data=data_name,
+            title=title,
+            base=base,
+        )
         card["description"] = self._description(langs, SENTENCES)
         self._finish_common(card, langs)
         card.update({k: v for k, v in extra.items() if k != "embeddings"})
@@ -478,22 +571,33 @@ class Generator:
                 elif rng.random() < 0.5:
                     item = {"name": f"{rng.choice(REAL_ORGS)}/{rng.choice(DATASET_STEMS)}"}
                 else:
-                    item = {"name": f"{rng.choice(REAL_ORGS)}/{rng.choice(DATASET_STEMS)}",
-                            "url": f"https://huggingface.co/datasets/{rng.choice(REAL_ORGS)}/x"}
+                    item = {
+                        "name": f"{rng.choice(REAL_ORGS)}/{rng.choice(DATASET_STEMS)}",
+                        "url": f"https://huggingface.co/datasets/{rng.choice(REAL_ORGS)}/x",
+                    }
                 if item not in td:
                     td.append(item)
             card["training_data"] = td
         if rng.random() < 0.15:
-            card["evaluation"] = [{
-                "name": ident.split("/")[1],
-                "results": [{
-                    "task": {"type": extra["task"]},
-                    "dataset": {"type": f"ltg/{rng.choice(['norne', 'norec', 'ndt', 'nortruthfulqa'])}",
-                                "name": "NorBench", "split": "test"},
-                    "metrics": [{"type": m, "value": round(rng.uniform(0.4, 0.95), 4)}
-                                for m in rng.sample(["f1", "accuracy", "las", "exact_match"], 2)],
-                }],
-            }]
+            card["evaluation"] = [
+                {
+                    "name": ident.split("/")[1],
+                    "results": [
+                        {
+                            "task": {"type": extra["task"]},
+                            "dataset": {
+                                "type": "ltg/" + rng.choice(["norne", "norec", "ndt", "nrqa"]),
+                                "name": "NorBench",
+                                "split": "test",
+                            },
+                            "metrics": [
+                                {"type": m, "value": round(rng.uniform(0.4, 0.95), 4)}
+                                for m in rng.sample(["f1", "accuracy", "las", "exact_match"], 2)
+                            ],
+                        }
+                    ],
+                }
+            ]
         if remote or rng.random() < 0.6:
             card["trust_remote_code"] = remote
         if embeddings:
@@ -505,22 +609,41 @@ class Generator:
         org = self._org()
         langs = self._languages()
         stem = rng.choice(DATASET_STEMS)
-        parts = [p for p in (langs[0].split("-")[0] if rng.random() < 0.6 else "", stem,
-                             rng.choice(["", "", "v2", "2024", "clean", "large"])) if p]
+        parts = [
+            p
+            for p in (
+                langs[0].split("-")[0] if rng.random() < 0.6 else "",
+                stem,
+                rng.choice(["", "", "v2", "2024", "clean", "large"]),
+            )
+            if p
+        ]
         name = "-".join(parts) if rng.random() < 0.8 else "_".join(parts)
         ident = self._unique("dataset", org, name)
         title = " ".join(p.upper() if len(p) <= 3 else p.capitalize() for p in parts)
         card = self._common("dataset", ident, title)
         docs = rng.randint(1_000, 50_000_000)
         card["summary"] = rng.choice(DATASET_SUMMARY).format(
-            lang_name=LANG_NAMES.get(langs[0].split("-")[0], "Nordic"), stem=stem, docs=f"{docs:,}",
-            org=org, title=title)
+            lang_name=LANG_NAMES.get(langs[0].split("-")[0], "Nordic"),
+            stem=stem,
+            docs=f"{docs:,}",
+            org=org,
+            title=title,
+        )
         card["description"] = self._description(langs, DATASET_SENTENCES)
         self._finish_common(card, langs)
-        card["task_categories"] = rng.sample(["text-generation", "fill-mask", "token-classification",
-                                              "text-classification", "translation",
-                                              "automatic-speech-recognition", "question-answering"],
-                                             rng.randint(1, 2))
+        card["task_categories"] = rng.sample(
+            [
+                "text-generation",
+                "fill-mask",
+                "token-classification",
+                "text-classification",
+                "translation",
+                "automatic-speech-recognition",
+                "question-answering",
+            ],
+            rng.randint(1, 2),
+        )
         size: dict[str, int] = {"documents": docs}
         if rng.random() < 0.7:
             size["bytes"] = docs * rng.randint(500, 5000)
@@ -530,12 +653,24 @@ class Generator:
         card["modalities"] = ["audio", "text"] if stem == "speech" else ["text"]
         card["formats"] = rng.sample(["parquet", "json", "csv", "text"], rng.randint(1, 2))
         if rng.random() < 0.3:
-            card["configs"] = [{"config_name": "default", "default": True, "data_files": [
-                {"split": "train", "path": "data/train-*"},
-                {"split": "validation", "path": "data/validation-*"}]}]
+            card["configs"] = [
+                {
+                    "config_name": "default",
+                    "default": True,
+                    "data_files": [
+                        {"split": "train", "path": "data/train-*"},
+                        {"split": "validation", "path": "data/validation-*"},
+                    ],
+                }
+            ]
             if rng.random() < 0.5:
-                card["configs"].append({"config_name": langs[0], "data_dir": langs[0],
-                                        "data_files": f"{langs[0]}/*.parquet"})
+                card["configs"].append(
+                    {
+                        "config_name": langs[0],
+                        "data_dir": langs[0],
+                        "data_files": f"{langs[0]}/*.parquet",
+                    }
+                )
         return card
 
     # -- revisions -----------------------------------------------------------
@@ -545,8 +680,14 @@ class Generator:
 
         rng = self.rng
         size = rng.randint(50_000_000, 5_000_000_000) if big else rng.randint(120, 2_000_000)
-        return ManifestFile(path=path, size=size, sha256=_hex(rng, 32), md5=_hex(rng, 16),
-                            git_sha1=_hex(rng, 20), lfs=big or size > 10_000_000)
+        return ManifestFile(
+            path=path,
+            size=size,
+            sha256=_hex(rng, 32),
+            md5=_hex(rng, 16),
+            git_sha1=_hex(rng, 20),
+            lfs=big or size > 10_000_000,
+        )
 
     def _manifest(self, card: dict[str, Any], fam: str | None) -> Any:
         from nlmr.manifest import Manifest
@@ -565,31 +706,46 @@ class Generator:
                 big += [f"data/{split}-{i:05d}-of-{k:05d}.{fmt}" for i in range(k)]
         elif "embeddings" in card:
             small = ["README.md", "meta.json"]
-            big = ["model.bin" if card["framework"] == "fasttext" else "model.model",
-                   "model.txt.gz"]
+            big = [
+                "model.bin" if card["framework"] == "fasttext" else "model.model",
+                "model.txt.gz",
+            ]
             if card["framework"] == "gensim":
                 big.append("model.model.vectors.npy")
             card["weights_exemption"] = {
                 "reason": "word2vec/fastText binary vectors are not pickles and have no "
-                          "safetensors equivalent",
-                "patterns": ["*.bin"]}
+                "safetensors equivalent",
+                "patterns": ["*.bin"],
+            }
         else:
-            small = ["README.md", "config.json", "tokenizer.json", "tokenizer_config.json",
-                     "special_tokens_map.json", "generation_config.json", "vocab.txt",
-                     "merges.txt", "onnx/config.json"]
+            small = [
+                "README.md",
+                "config.json",
+                "tokenizer.json",
+                "tokenizer_config.json",
+                "special_tokens_map.json",
+                "generation_config.json",
+                "vocab.txt",
+                "merges.txt",
+                "onnx/config.json",
+            ]
             if card.get("trust_remote_code") is True:
-                small += [f"modeling_{fam.replace('-', '_')}.py",
-                          f"configuration_{fam.replace('-', '_')}.py"]
+                small += [
+                    f"modeling_{fam.replace('-', '_')}.py",
+                    f"configuration_{fam.replace('-', '_')}.py",
+                ]
                 if rng.random() < 0.5:
-                    auto_map = {"AutoConfig": f"configuration_{fam.replace('-', '_')}.Config",
-                                "AutoModel": f"modeling_{fam.replace('-', '_')}.Model"}
+                    auto_map = {
+                        "AutoConfig": f"configuration_{fam.replace('-', '_')}.Config",
+                        "AutoModel": f"modeling_{fam.replace('-', '_')}.Model",
+                    }
             shards = max(1, n - len(small) - 1)
             if shards == 1:
                 big = ["model.safetensors"]
             else:
                 big = [f"model-{i + 1:05d}-of-{shards:05d}.safetensors" for i in range(shards)]
                 small.append("model.safetensors.index.json")
-        chosen = big[:max(1, n - 2)] + small
+        chosen = big[: max(1, n - 2)] + small
         chosen = chosen[:n]
         j = 0
         while len(chosen) < n:  # pad small sets (embeddings) up to n files
@@ -603,14 +759,17 @@ class Generator:
 
         rng = self.rng
         k = rng.choices([1, 2, 3], [60, 28, 12])[0]
-        names = ["main"] + rng.sample(["v1.0", "v1.1", "v0.9", "2024-05", "pre-release"], k - 1)
+        names = ["main", *rng.sample(["v1.0", "v1.1", "v0.9", "2024-05", "pre-release"], k - 1)]
         revs = []
         rev_dir = entry_dir / "revisions"
         rev_dir.mkdir()
         for i, name in enumerate(names):
             manifest = self._manifest(card, fam)
-            rev: dict[str, Any] = {"name": name, "id": manifest.derived_revision_id(),
-                                   "date": _date(rng, 2022, 2025)}
+            rev: dict[str, Any] = {
+                "name": name,
+                "id": manifest.derived_revision_id(),
+                "date": _date(rng, 2022, 2025),
+            }
             if i == 0:
                 rev["default"] = True
             src: dict[str, str] = {"type": "upload"}
@@ -620,8 +779,10 @@ class Generator:
             if i > 0 and rng.random() < 0.2:
                 rev["deprecated"] = {"reason": "superseded by main", "replaced_by": "main"}
             elif i > 0 and rng.random() < 0.1:
-                rev["yanked"] = {"reason": "tokenizer files were truncated",
-                                 "date": _date(rng, 2024, 2025)}
+                rev["yanked"] = {
+                    "reason": "tokenizer files were truncated",
+                    "date": _date(rng, 2024, 2025),
+                }
             revs.append(rev)
             man_text = manifest.to_json()
             ptr_text = DvcPointer.for_manifest(manifest, name).to_yaml()
@@ -659,7 +820,9 @@ class Generator:
             if i % max(1, self.n // roundtrip_sample) == 0:
                 parsed = load_text(text, path=str(entry_dir / "card.yaml")).data
                 if parsed != card:
-                    raise AssertionError(f"YAML writer round trip differs for {card['id']}:\n{text}")
+                    raise AssertionError(
+                        f"YAML writer round trip differs for {card['id']}:\n{text}"
+                    )
             (entry_dir / "card.yaml").write_text(text, encoding="utf-8")
             self.stats["bytes"] += len(text.encode())
             self.stats[f"{kind}s"] += 1
@@ -672,7 +835,49 @@ class Generator:
 # Child process: the timed run
 
 
-def child_main(root: str, profile_out: str | None, pin_self: bool) -> int:
+def _file_kind(path: Any, *_a: Any, **_k: Any) -> str:
+    name = str(path)
+    if name.endswith(".manifest.json"):
+        return "parse manifests (read + YAML/JSON)"
+    if name.endswith(".dvc"):
+        return "parse DVC pointers (read + YAML)"
+    return "parse cards (read + YAML)"
+
+
+def _schema_kind(kind: Any, *_a: Any, **_k: Any) -> str:
+    what = {"manifest": "manifests", "dvc": "DVC pointers"}.get(str(kind), "cards")
+    return f"JSON Schema: {what}"
+
+
+def _install_phase_timers(nv: Any) -> dict[str, float]:
+    """Wrap a few functions nlmr.validate calls, to split its time by phase (low overhead).
+
+    Names that no longer exist in nlmr.validate are skipped; the rest is "other".
+    """
+    acc: dict[str, float] = {}
+
+    def wrap(name: str, classify: Any) -> None:
+        orig = getattr(nv, name, None)
+        if orig is None:
+            return
+
+        def timed(*a: Any, **k: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return orig(*a, **k)
+            finally:
+                key = classify(*a, **k)
+                acc[key] = acc.get(key, 0.0) + time.perf_counter() - t
+
+        setattr(nv, name, timed)
+
+    wrap("find_cards", lambda *a, **k: "find cards (directory walk)")
+    wrap("load_path", _file_kind)
+    wrap("schema_check", _schema_kind)
+    return acc
+
+
+def child_main(root: str, profile_out: str | None, pin_self: bool, phases: bool = False) -> int:
     """Runs in the fresh, pinned process. Prints one JSON line."""
     import resource
 
@@ -682,6 +887,7 @@ def child_main(root: str, profile_out: str | None, pin_self: bool) -> int:
     import nlmr.validate as nv
 
     t_imported = time.perf_counter()
+    acc = _install_phase_timers(nv) if phases else None
     if profile_out:
         import cProfile
 
@@ -708,11 +914,16 @@ def child_main(root: str, profile_out: str | None, pin_self: bool) -> int:
         "first_problems": [p.format() for p in report.problems[:10]],
         "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
     }
+    if acc is not None:
+        acc["other (rule checks, index, paths, report)"] = t_done - t_imported - sum(acc.values())
+        out["phases"] = acc
     print(json.dumps(out))
     return 0
 
 
-def run_child(root: Path, cwd: Path, profile_out: Path | None = None) -> dict[str, Any]:
+def run_child(
+    root: Path, cwd: Path, profile_out: Path | None = None, phases: bool = False
+) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--_child", str(root)]
     pin = "none"
     taskset = shutil.which("taskset")
@@ -724,6 +935,8 @@ def run_child(root: Path, cwd: Path, profile_out: Path | None = None) -> dict[st
         pin = "os.sched_setaffinity({0}) (taskset not found)"
     if profile_out:
         cmd += ["--_profile", str(profile_out)]
+    if phases:
+        cmd.append("--_phases")
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -754,8 +967,13 @@ def time_help(runs: int = HELP_RUNS) -> dict[str, Any]:
         t0 = time.perf_counter()
         subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
         times.append(time.perf_counter() - t0)
-    return {"command": " ".join(cmd), "runs": runs, "median_s": statistics.median(times),
-            "min_s": min(times), "max_s": max(times)}
+    return {
+        "command": " ".join(cmd),
+        "runs": runs,
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "max_s": max(times),
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -772,10 +990,8 @@ def _label(key: tuple[str, int, str]) -> str:
             p = p.split(marker, 1)[1]
             break
     else:
-        try:
+        with contextlib.suppress(ValueError):
             p = str(Path(p).resolve().relative_to(REPO))
-        except ValueError:
-            pass
     return f"{p}:{line}({func})"
 
 
@@ -783,8 +999,10 @@ def profile_summary(path: Path, top: int = PROFILE_TOP) -> dict[str, list[dict[s
     import pstats
 
     stats = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
-    rows = [{"function": _label(k), "ncalls": nc, "tottime_s": tt, "cumtime_s": ct}
-            for k, (_cc, nc, tt, ct, _callers) in stats.items()]
+    rows = [
+        {"function": _label(k), "ncalls": nc, "tottime_s": tt, "cumtime_s": ct}
+        for k, (_cc, nc, tt, ct, _callers) in stats.items()
+    ]
     by_tot = sorted(rows, key=lambda r: r["tottime_s"], reverse=True)[:top]
     by_cum = sorted(rows, key=lambda r: r["cumtime_s"], reverse=True)[:top]
     return {"by_tottime": by_tot, "by_cumtime": by_cum}
@@ -794,30 +1012,40 @@ def profile_summary(path: Path, top: int = PROFILE_TOP) -> dict[str, list[dict[s
 # Main
 
 
+def _profile_row(r: dict[str, Any]) -> str:
+    return f"  {r['tottime_s']:8.2f} {r['cumtime_s']:8.2f} {r['ncalls']:9d}  {r['function']}"
+
+
 def _fmt_bytes(n: int) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Benchmark nlmr validate on a generated registry "
-                                 "and nlmr --help startup.")
+    ap = argparse.ArgumentParser(
+        description="Benchmark nlmr validate on a generated registry and nlmr --help startup."
+    )
     ap.add_argument("--cards", type=int, default=10_000, help="cards to generate (default 10000)")
     ap.add_argument("--json", action="store_true", help="print results as JSON")
+    ap.add_argument(
+        "--runs", type=int, default=1, help="cold validation runs; the best is reported (default 1)"
+    )
     ap.add_argument("--seed", type=int, default=SEED, help=f"random seed (default {SEED})")
     ap.add_argument("--profile", action="store_true", help="always profile validation")
     ap.add_argument("--no-profile", action="store_true", help="never profile, even over budget")
     ap.add_argument("--keep", action="store_true", help="keep the generated registry")
-    ap.add_argument("--fail-over-budget", action="store_true",
-                    help="exit 1 when a goal is missed")
+    ap.add_argument("--fail-over-budget", action="store_true", help="exit 1 when a goal is missed")
     ap.add_argument("--_child", help=argparse.SUPPRESS)
     ap.add_argument("--_profile", help=argparse.SUPPRESS)
     ap.add_argument("--_pin-self", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--_phases", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args._child:
-        return child_main(args._child, args._profile, args._pin_self)
+        return child_main(args._child, args._profile, args._pin_self, args._phases)
     if args.cards < 1:
         ap.error("--cards must be at least 1")
+    if args.runs < 1:
+        ap.error("--runs must be at least 1")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -830,18 +1058,30 @@ def main(argv: list[str] | None = None) -> int:
         gen = Generator(root, args.cards, args.seed)
         gen_stats = gen.run()
         gen_s = time.perf_counter() - t0
-        log(f"  done in {gen_s:.1f} s: {gen_stats['models']} models, {gen_stats['datasets']} datasets, "
+        log(
+            f"  done in {gen_s:.1f} s: {gen_stats['models']} models, "
+            f"{gen_stats['datasets']} datasets, "
             f"{gen_stats['with_revisions']} with revisions ({gen_stats['revisions']} revisions, "
-            f"{gen_stats['generated_files']} pointer/manifest files)")
+            f"{gen_stats['generated_files']} pointer/manifest files)"
+        )
 
-        log("validating in a fresh process pinned to one core …")
-        val = run_child(root, cwd=tmp)
-        if val["errors"] or val["cards"] != args.cards:
-            log("validation did not take the success path:")
-            for line in val["first_problems"]:
-                log("  " + line)
-            raise AssertionError(f"expected 0 errors and {args.cards} cards, got {val['errors']} "
-                                 f"error(s) and {val['cards']} card(s)")
+        runs = []
+        for i in range(args.runs):
+            log(f"validating in a fresh process pinned to one core (run {i + 1}/{args.runs}) …")
+            run = run_child(root, cwd=tmp)
+            if run["errors"] or run["cards"] != args.cards:
+                log("validation did not take the success path:")
+                for line in run["first_problems"]:
+                    log("  " + line)
+                raise AssertionError(
+                    f"expected 0 errors and {args.cards} cards, got {run['errors']} "
+                    f"error(s) and {run['cards']} card(s)"
+                )
+            runs.append(run)
+        # the best run is the least disturbed by other load on the core
+        val = dict(min(runs, key=lambda r: r["validate_s"]))
+        val["runs_validate_s"] = [r["validate_s"] for r in runs]
+        val["peak_rss_bytes"] = max(r["peak_rss_bytes"] for r in runs)
         val["cards_per_s"] = val["cards"] / val["validate_s"]
         # the goal is 10,000 cards in 10 s; other sizes are judged pro rata (1,000 cards/s)
         goal_s = GOAL_VALIDATE_S * args.cards / 10_000
@@ -855,6 +1095,12 @@ def main(argv: list[str] | None = None) -> int:
             prof_run = run_child(root, cwd=tmp, profile_out=prof_path)
             profile = profile_summary(prof_path)
             profile["profiled_validate_s"] = prof_run["validate_s"]  # type: ignore[assignment]
+            log("timing validation phases (light wrappers, no profiler) …")
+            phase_run = run_child(root, cwd=tmp, phases=True)
+            profile["phases"] = {  # type: ignore[assignment]
+                "validate_s": phase_run["validate_s"],
+                "seconds": dict(sorted(phase_run["phases"].items(), key=lambda kv: -kv[1])),
+            }
 
         log(f"timing `nlmr --help` ({HELP_RUNS} runs) …")
         helpt = time_help()
@@ -869,9 +1115,13 @@ def main(argv: list[str] | None = None) -> int:
         "python": sys.version.split()[0],
         "seed": args.seed,
         "generation": {**gen_stats, "seconds": gen_s},
-        "validate": {**{k: v for k, v in val.items() if k != "first_problems"},
-                     "goal_s": goal_s, "goal_cards_per_s": 10_000 / GOAL_VALIDATE_S,
-                     "ok": val_ok},
+        "loadavg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "validate": {
+            **{k: v for k, v in val.items() if k != "first_problems"},
+            "goal_s": goal_s,
+            "goal_cards_per_s": 10_000 / GOAL_VALIDATE_S,
+            "ok": val_ok,
+        },
         "help": {**helpt, "goal_s": GOAL_HELP_S, "ok": help_ok},
         "profile": profile,
     }
@@ -880,25 +1130,46 @@ def main(argv: list[str] | None = None) -> int:
     else:
         g = gen_stats
         print(f"\nnlmr benchmark (Python {results['python']}, seed {args.seed})")
-        print(f"registry: {g['models']} models + {g['datasets']} datasets = {args.cards} cards; "
-              f"{g['with_revisions']} with revisions, {g['revisions']} revisions, "
-              f"{g['generated_files']} pointer/manifest files ({g['manifest_files']} manifest "
-              f"entries), {_fmt_bytes(g['bytes'])}")
+        print(
+            f"registry: {g['models']} models + {g['datasets']} datasets = {args.cards} cards; "
+            f"{g['with_revisions']} with revisions, {g['revisions']} revisions, "
+            f"{g['generated_files']} pointer/manifest files ({g['manifest_files']} manifest "
+            f"entries), {_fmt_bytes(g['bytes'])}"
+        )
         print(f"pinning: {val['pinning']} (affinity in child: {val['affinity']})")
-        print(f"validation: {val['errors']} errors, {val['warnings']} warnings, "
-              f"{val['files']} generated files checked\n")
+        if args.runs > 1:
+            times = ", ".join(f"{t:.2f}" for t in val["runs_validate_s"])
+            print(f"validate() runs: {times} s (best reported)")
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        if load is not None:
+            print(f"load average (1 min) at the end: {load:.2f} on {os.cpu_count()} CPU(s)")
+        print(
+            f"validation: {val['errors']} errors, {val['warnings']} warnings, "
+            f"{val['files']} generated files checked\n"
+        )
         rows = [
-            ("validate(): wall", f"{val['validate_s']:.2f} s",
-             f"< {goal_s:g} s" + ("" if args.cards == 10_000 else " (pro rata)"),
-             "OK" if val_ok else "OVER"),
-            ("validate(): cards/s", f"{val['cards_per_s']:,.0f}",
-             f">= {10_000 / GOAL_VALIDATE_S:,.0f}", ""),
+            (
+                "validate(): wall",
+                f"{val['validate_s']:.2f} s",
+                f"< {goal_s:g} s" + ("" if args.cards == 10_000 else " (pro rata)"),
+                "OK" if val_ok else "OVER",
+            ),
+            (
+                "validate(): cards/s",
+                f"{val['cards_per_s']:,.0f}",
+                f">= {10_000 / GOAL_VALIDATE_S:,.0f}",
+                "",
+            ),
             ("import nlmr.validate", f"{val['import_s'] * 1000:.0f} ms", "", ""),
             ("child process: wall", f"{val['process_wall_s']:.2f} s", "", ""),
             ("child process: CPU", f"{val['cpu_s']:.2f} s", "", ""),
             ("child process: peak RSS", _fmt_bytes(val["peak_rss_bytes"]), "", ""),
-            ("nlmr --help: median", f"{helpt['median_s'] * 1000:.0f} ms",
-             f"< {GOAL_HELP_S * 1000:.0f} ms", "OK" if help_ok else "OVER"),
+            (
+                "nlmr --help: median",
+                f"{helpt['median_s'] * 1000:.0f} ms",
+                f"< {GOAL_HELP_S * 1000:.0f} ms",
+                "OK" if help_ok else "OVER",
+            ),
         ]
         w = [max(len(r[i]) for r in rows) for i in range(4)]
         head = ("measure", "value", "goal", "")
@@ -908,14 +1179,20 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip())
         if profile:
-            print(f"\nprofile (validate() under cProfile: {profile['profiled_validate_s']:.2f} s), "
-                  f"top {PROFILE_TOP} by own time:")
+            ph = profile["phases"]
+            print(f"\nwhere validate() spends its time ({ph['validate_s']:.2f} s, separate run):")
+            for name, sec in ph["seconds"].items():
+                print(f"  {sec:8.2f} s  {100 * sec / ph['validate_s']:5.1f}%  {name}")
+            print(
+                f"\nprofile (validate() under cProfile: {profile['profiled_validate_s']:.2f} s), "
+                f"top {PROFILE_TOP} by own time:"
+            )
             print(f"  {'tottime':>8} {'cumtime':>8} {'ncalls':>9}  function")
             for r in profile["by_tottime"]:
-                print(f"  {r['tottime_s']:8.2f} {r['cumtime_s']:8.2f} {r['ncalls']:9d}  {r['function']}")
+                print(_profile_row(r))
             print(f"\ntop {PROFILE_TOP} by cumulative time:")
             for r in profile["by_cumtime"]:
-                print(f"  {r['tottime_s']:8.2f} {r['cumtime_s']:8.2f} {r['ncalls']:9d}  {r['function']}")
+                print(_profile_row(r))
     if args.fail_over_budget and not (val_ok and help_ok):
         return 1
     return 0

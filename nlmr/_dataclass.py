@@ -16,14 +16,14 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
     """Build ``cls`` from a mapping; unknown keys are ignored, missing ones take defaults."""
-    hints = _hints(cls)
+    hints = _hints(cls)  # type: ignore[arg-type]  # classes are hashable
     kwargs = {
         f.name: _convert(hints[f.name], data[f.name])
         for f in dataclasses.fields(cls)  # type: ignore[arg-type]

@@ -58,19 +58,30 @@ def _type_of(node: Mapping[str, Any], base: str) -> str:
         return f"list of {item}" if item else "list"
     if kind == "object" and "properties" not in node:
         return "mapping"
-    return {"string": "string", "integer": "integer", "boolean": "boolean", "object": "mapping",
-            "number": "number"}.get(str(kind), str(kind or ""))
+    return {
+        "string": "string",
+        "integer": "integer",
+        "boolean": "boolean",
+        "object": "mapping",
+        "number": "number",
+    }.get(str(kind), str(kind or ""))
 
 
-def _fields(schema: Mapping[str, Any], base: str, prefix: str = "") -> Iterator[tuple[str, str, bool, str]]:
+def _fields(
+    schema: Mapping[str, Any], base: str, prefix: str = ""
+) -> Iterator[tuple[str, str, bool, str]]:
     """(dotted name, type, required, description) for every documented property, depth first."""
     node, base = _deref(schema, base)
     required = set(node.get("required", ()))
     for name, prop in node.get("properties", {}).items():
         resolved, pbase = _deref(prop, base)
         full = f"{prefix}{name}"
-        yield full, _type_of(prop, base), name in required, " ".join(
-            str(resolved.get("description", "")).split())
+        yield (
+            full,
+            _type_of(prop, base),
+            name in required,
+            " ".join(str(resolved.get("description", "")).split()),
+        )
         # descend into objects and lists of objects
         inner = resolved
         suffix = "."
@@ -93,8 +104,10 @@ def _table(rows: list[tuple[str, str, bool, str]]) -> str:
         if name.endswith("*"):
             out.append(f"| | {kind} | | |")
             continue
-        out.append(f"| `{name}` | {kind.replace('|', '/')} | {'yes' if required else ''} | "
-                   f"{description.replace('|', '/')} |")
+        out.append(
+            f"| `{name}` | {kind.replace('|', '/')} | {'yes' if required else ''} | "
+            f"{description.replace('|', '/')} |"
+        )
     return "\n".join(out)
 
 
@@ -128,16 +141,26 @@ def cards_md() -> str:
     ]
     for kind, title in (("manifest", "Revision manifest"), ("dvc", "DVC pointer")):
         schema = load_schema(SCHEMA_FILES[kind])
-        parts += [f"\n\n## {title}\n\n", f"{schema['description']}\n\n",
-                  _table(list(_fields(schema, SCHEMA_FILES[kind])))]
+        parts += [
+            f"\n\n## {title}\n\n",
+            f"{schema['description']}\n\n",
+            _table(list(_fields(schema, SCHEMA_FILES[kind]))),
+        ]
     return "".join(parts) + "\n"
 
 
-def _commands(group: click.Command, path: list[str]) -> Iterator[tuple[list[str], click.Command]]:
-    yield path, group
-    if isinstance(group, click.Group):
-        for name in sorted(group.commands):
-            yield from _commands(group.commands[name], [*path, name])
+def _contexts(
+    command: click.Command, name: str, parent: click.Context | None
+) -> Iterator[click.Context]:
+    """A context per command, built the way click builds them (settings inherited)."""
+    settings: dict[str, Any] = {**command.context_settings}
+    if parent is None:
+        settings.update(terminal_width=100, max_content_width=100)
+    ctx = click.Context(command, info_name=name, parent=parent, **settings)
+    yield ctx
+    if isinstance(command, click.Group):
+        for sub in sorted(command.commands):
+            yield from _contexts(command.commands[sub], sub, ctx)
 
 
 def cli_md() -> str:
@@ -145,13 +168,14 @@ def cli_md() -> str:
     from nlmr.cli import cli
     from nlmr.config import ENVIRONMENT
 
-    parts = [HEADER, "# Command-line reference\n\n",
-             "Every command's `--help`, as the installed version prints it. Exit status: 0 "
-             "success, 1 an error or a failed check, 2 a usage error.\n"]
-    for path, command in _commands(cli, ["nlmr"]):
-        ctx = click.Context(command, info_name=" ".join(path), terminal_width=100,
-                            max_content_width=100)
-        parts += [f"\n## `{' '.join(path)}`\n\n```text\n", command.get_help(ctx), "\n```\n"]
+    parts = [
+        HEADER,
+        "# Command-line reference\n\n",
+        "Every command's `--help`, as the installed version prints it. Exit status: 0 "
+        "success, 1 an error or a failed check, 2 a usage error.\n",
+    ]
+    for ctx in _contexts(cli, "nlmr", None):
+        parts += [f"\n## `{ctx.command_path}`\n\n```text\n", ctx.command.get_help(ctx), "\n```\n"]
     parts += ["\n## Environment variables\n\n", "| variable | meaning |\n|---|---|\n"]
     parts += [f"| `{name}` | {text} |\n" for name, text in sorted(ENVIRONMENT.items())]
     return "".join(parts)

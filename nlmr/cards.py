@@ -30,7 +30,7 @@ class Creator:
 
 @dataclass(frozen=True, kw_only=True)
 class Source:
-    """Where a revision's files came from: ``huggingface`` (repo + commit), ``upload`` or ``url``."""
+    """Where a revision's files came from: ``huggingface``, ``upload`` or ``url``."""
 
     type: Literal["huggingface", "upload", "url"]
     repo: str | None = None
@@ -231,7 +231,7 @@ def card_from_dict(data: Mapping[str, Any]) -> AnyCard:
 
 
 def card_to_yaml(data: Mapping[str, Any]) -> str:
-    """``card.yaml`` text for card data: schema field order, block style, Markdown as ``|`` blocks."""
+    """``card.yaml`` text for card data: field order kept, Markdown as ``|`` blocks."""
     import yaml
 
     class _Dumper(yaml.SafeDumper):
@@ -242,6 +242,12 @@ def card_to_yaml(data: Mapping[str, Any]) -> str:
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
     _Dumper.add_representer(str, _str)
-    text: str = yaml.dump(dict(data), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
-                          width=100, default_flow_style=False)
+    text: str = yaml.dump(
+        dict(data),
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        width=100,
+        default_flow_style=False,
+    )
     return text

@@ -27,8 +27,9 @@ def default_registry() -> Path:
     for candidate in (here.parent / "registry", here / "_registry"):
         if (candidate / "models").is_dir() or (candidate / "datasets").is_dir():
             return candidate
-    raise RegistryNotFoundError("no sample registry found in this installation",
-                                hint="pass --registry DIR")
+    raise RegistryNotFoundError(
+        "no sample registry found in this installation", hint="pass --registry DIR"
+    )
 
 
 def run_demo(registry: str | Path | None, *, echo: Callable[[str], object] = print) -> DemoResult:
@@ -44,7 +45,10 @@ def run_demo(registry: str | Path | None, *, echo: Callable[[str], object] = pri
     report = validate([root])
     for problem in report.problems:
         echo("  " + problem.format())
-    echo(f"  {report.cards} card(s), {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+    echo(
+        f"  {report.cards} card(s), {len(report.errors)} error(s), "
+        f"{len(report.warnings)} warning(s)"
+    )
 
     echo("== 2/3 catalogue")
     listing = list_entries(root)

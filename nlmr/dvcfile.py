@@ -33,13 +33,20 @@ class DvcPointer:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DvcPointer:
         out = data["outs"][0]
-        return cls(md5=out["md5"], size=int(out["size"]), nfiles=int(out["nfiles"]), path=out["path"])
+        return cls(
+            md5=out["md5"], size=int(out["size"]), nfiles=int(out["nfiles"]), path=out["path"]
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "outs": [
-                {"md5": self.md5, "size": self.size, "nfiles": self.nfiles, "hash": "md5",
-                 "path": self.path}
+                {
+                    "md5": self.md5,
+                    "size": self.size,
+                    "nfiles": self.nfiles,
+                    "hash": "md5",
+                    "path": self.path,
+                }
             ]
         }
 
@@ -57,18 +64,29 @@ class DvcPointer:
     @classmethod
     def for_manifest(cls, manifest: Manifest, path: str) -> DvcPointer:
         """The pointer DVC would write for the manifest's file set at ``path``."""
-        return cls(md5=manifest.dvc_dir_md5(), size=manifest.total_size,
-                   nfiles=len(manifest.files), path=path)
+        return cls(
+            md5=manifest.dvc_dir_md5(),
+            size=manifest.total_size,
+            nfiles=len(manifest.files),
+            path=path,
+        )
 
     def disagreements(self, manifest: Manifest) -> list[tuple[str, str]]:
         """``(field, message)`` for each way the pointer contradicts the manifest."""
         expected = DvcPointer.for_manifest(manifest, self.path)
         out = []
         if self.md5 != expected.md5:
-            out.append(("md5", f"directory md5 {self.md5} does not match the manifest's file set "
-                               f"({expected.md5}); regenerate both with `nlmr add`"))
+            out.append(
+                (
+                    "md5",
+                    f"directory md5 {self.md5} does not match the manifest's file set "
+                    f"({expected.md5}); regenerate both with `nlmr add`",
+                )
+            )
         if self.size != expected.size:
             out.append(("size", f"size {self.size} != {expected.size}, the manifest's total"))
         if self.nfiles != expected.nfiles:
-            out.append(("nfiles", f"nfiles {self.nfiles} != {expected.nfiles} files in the manifest"))
+            out.append(
+                ("nfiles", f"nfiles {self.nfiles} != {expected.nfiles} files in the manifest")
+            )
         return out

@@ -25,10 +25,23 @@ _DESC_START = "<!-- nlmr:description -->"
 _DESC_END = "<!-- /nlmr:description -->"
 
 #: Card fields that have a Hugging Face front-matter counterpart.
-HF_MAPPED_FIELDS = frozenset({
-    "languages", "license", "license_name", "license_link", "tags", "framework", "task",
-    "base_model", "training_data", "evaluation", "task_categories", "configs", "title",
-})
+HF_MAPPED_FIELDS = frozenset(
+    {
+        "languages",
+        "license",
+        "license_name",
+        "license_link",
+        "tags",
+        "framework",
+        "task",
+        "base_model",
+        "training_data",
+        "evaluation",
+        "task_categories",
+        "configs",
+        "title",
+    }
+)
 
 
 def _hf_fields(card: Mapping[str, Any]) -> dict[str, Any]:
@@ -37,7 +50,9 @@ def _hf_fields(card: Mapping[str, Any]) -> dict[str, Any]:
     if card.get("languages"):
         hf["language"] = list(card["languages"])
     if card.get("license"):
-        hf.update(license_to_hf(card["license"], card.get("license_name"), card.get("license_link")))
+        hf.update(
+            license_to_hf(card["license"], card.get("license_name"), card.get("license_link"))
+        )
     if card.get("tags"):
         hf["tags"] = list(card["tags"])
     if card.get("type") == "model":
@@ -84,14 +99,18 @@ def _fields_from_hf(front: Mapping[str, Any], kind: Kind) -> dict[str, Any]:
     if front.get("tags"):
         out["tags"] = list(front["tags"])
     if kind == "model":
-        for hf_key, key in (("library_name", "framework"), ("pipeline_tag", "task"),
-                            ("base_model", "base_model")):
+        for hf_key, key in (
+            ("library_name", "framework"),
+            ("pipeline_tag", "task"),
+            ("base_model", "base_model"),
+        ):
             if front.get(hf_key):
                 out[key] = front[hf_key]
         datasets = front.get("datasets")
         if datasets:
-            out["training_data"] = [{"name": d} for d in ([datasets] if isinstance(datasets, str)
-                                                          else datasets)]
+            out["training_data"] = [
+                {"name": d} for d in ([datasets] if isinstance(datasets, str) else datasets)
+            ]
         if front.get("model-index"):
             out["evaluation"] = list(front["model-index"])
     else:
@@ -106,10 +125,18 @@ def _fields_from_hf(front: Mapping[str, Any], kind: Kind) -> dict[str, Any]:
 
 def _size_category(n: int) -> str:
     """The Hub's ``size_categories`` bucket for a row count."""
-    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
-              (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"),
-              (1_000_000_000, "100M<n<1B"), (10_000_000_000, "1B<n<10B"),
-              (100_000_000_000, "10B<n<100B"), (1_000_000_000_000, "100B<n<1T")]
+    bounds = [
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
+        (100_000_000, "10M<n<100M"),
+        (1_000_000_000, "100M<n<1B"),
+        (10_000_000_000, "1B<n<10B"),
+        (100_000_000_000, "10B<n<100B"),
+        (1_000_000_000_000, "100B<n<1T"),
+    ]
     for bound, label in bounds:
         if n < bound:
             return label
@@ -142,7 +169,9 @@ def render_readme(card: AnyCard) -> str:
     return f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(body)
 
 
-def parse_readme(text: str, *, kind: Kind | None = None, entry_id: str | None = None) -> dict[str, Any]:
+def parse_readme(
+    text: str, *, kind: Kind | None = None, entry_id: str | None = None
+) -> dict[str, Any]:
     """Card data (a plain dict, not yet validated) from a Hugging Face README.
 
     Args:
@@ -158,8 +187,9 @@ def parse_readme(text: str, *, kind: Kind | None = None, entry_id: str | None = 
     from huggingface_hub import RepoCard
 
     repo_card = RepoCard(text, ignore_metadata_errors=True)
-    front = repo_card.data.to_dict() if repo_card.data else {}
-    nlmr_block = front.get("nlmr") if isinstance(front.get("nlmr"), Mapping) else {}
+    front: dict[str, Any] = repo_card.data.to_dict() if repo_card.data else {}  # type: ignore[no-untyped-call]
+    raw_block = front.get("nlmr")
+    nlmr_block: Mapping[str, Any] = raw_block if isinstance(raw_block, Mapping) else {}
     kind_value = kind or nlmr_block.get("type") or "model"
     resolved_kind: Kind = "dataset" if kind_value == "dataset" else "model"
     fields = _fields_from_hf(front, resolved_kind)
@@ -188,20 +218,25 @@ def _split_body(body: str) -> tuple[str | None, str | None, str | None]:
     m = re.search(r"^# +(.+?)\s*$", text, flags=re.M)
     if m:
         title = m.group(1).strip()
-        text = text[m.end():].lstrip("\n")
+        text = text[m.end() :].lstrip("\n")
     if _DESC_START in text and _DESC_END in text:
         before, _, rest = text.partition(_DESC_START)
         desc, _, _ = rest.partition(_DESC_END)
         return title, before.strip() or None, desc.strip("\n") or None
     paragraphs = re.split(r"\n\s*\n", text, maxsplit=1)
-    first = paragraphs[0].strip() if paragraphs and not paragraphs[0].lstrip().startswith(
-        ("#", "```", "|", "<", "-", "*")) else ""
+    first = (
+        paragraphs[0].strip()
+        if paragraphs and not paragraphs[0].lstrip().startswith(("#", "```", "|", "<", "-", "*"))
+        else ""
+    )
     summary = " ".join(first.split())[:300] if first else None
     description = (paragraphs[1] if first and len(paragraphs) > 1 else text).strip() or None
     return title, summary, description
 
 
-def card_from_readme(text: str, *, kind: Kind | None = None, entry_id: str | None = None) -> AnyCard:
+def card_from_readme(
+    text: str, *, kind: Kind | None = None, entry_id: str | None = None
+) -> AnyCard:
     """Like :func:`parse_readme`, but returns the typed card (the data must be complete).
 
     Raises:

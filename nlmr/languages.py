@@ -47,7 +47,9 @@ def check_language(tag: str) -> LanguageCheck:
     if normalized == "no" or normalized.startswith("no-"):
         return LanguageCheck(tag, normalized, warning=_BARE_NO_HINT)
     if normalized != tag:
-        return LanguageCheck(tag, normalized, warning=f"write {normalized!r} (canonical form of {tag!r})")
+        return LanguageCheck(
+            tag, normalized, warning=f"write {normalized!r} (canonical form of {tag!r})"
+        )
     return LanguageCheck(tag, normalized)
 
 

@@ -102,7 +102,15 @@ def check_license(expression: str) -> LicenseCheck:
     """Validate and normalise an SPDX expression (``LicenseRef-`` symbols allowed)."""
     if not expression.strip():
         return LicenseCheck(expression, None, error="empty license expression")
-    info = _licensing().validate(expression)  # type: ignore[attr-defined]
+    try:
+        info = _licensing().validate(expression)  # type: ignore[attr-defined]
+    except Exception:
+        # license-expression 30.4 raises AttributeError on some malformed input
+        # (e.g. "{MIT"); found by tests/test_validate_property.py. Bad input is
+        # the contributor's mistake, so it gets a message, not a traceback.
+        return LicenseCheck(
+            expression, None, error=f"{expression!r} is not a valid SPDX expression"
+        )
     refs = tuple(s for s in info.invalid_symbols if _LICENSEREF.match(s))
     unknown = [s for s in info.invalid_symbols if s not in refs]
     other_errors = [e for e in info.errors if not e.startswith("Unknown license key")]
@@ -174,5 +182,7 @@ def from_hf(
         return HF_TO_SPDX[license], None, license_link
     name = license_name or license
     ref = "LicenseRef-" + re.sub(r"[^A-Za-z0-9.-]+", "-", name).strip("-")
-    keep_name = license_name if license_name and _default_license_name(ref) != license_name else None
+    keep_name = (
+        license_name if license_name and _default_license_name(ref) != license_name else None
+    )
     return ref, keep_name, license_link

@@ -116,8 +116,9 @@ class Manifest:
         DVC 3 writes ``json.dumps(sorted entries, sort_keys=True)`` with entries
         ``{"md5": …, "relpath": …}`` sorted by relpath (dvc-data ``Tree.as_bytes``).
         """
-        entries = sorted(({"md5": f.md5, "relpath": f.path} for f in self.files),
-                         key=lambda e: e["relpath"])
+        entries = sorted(
+            ({"md5": f.md5, "relpath": f.path} for f in self.files), key=lambda e: e["relpath"]
+        )
         return json.dumps(entries, sort_keys=True).encode("utf-8")
 
     def dvc_dir_md5(self) -> str:

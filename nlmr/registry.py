@@ -132,8 +132,11 @@ class Registry:
             paths = EntryPaths(self.root, k, org, name)
             if name and paths.card.is_file():
                 return paths
-        raise NotFoundError(entry_id, f"{entry_id}: no card in {self.root}",
-                            hint="`nlmr ls` lists the registry's entries")
+        raise NotFoundError(
+            entry_id,
+            f"{entry_id}: no card in {self.root}",
+            hint="`nlmr ls` lists the registry's entries",
+        )
 
     def load(self, entry_id: str, kind: Kind | None = None) -> AnyCard:
         """The validated card of an entry.

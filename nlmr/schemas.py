@@ -38,7 +38,7 @@ def schema_dir() -> Path:
     raise FileNotFoundError("nlmr's JSON schemas are missing from the installation")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_schema(filename: str) -> dict[str, Any]:
     """The parsed schema file ``filename`` (cached)."""
     with open(schema_dir() / filename, encoding="utf-8") as fh:
@@ -46,7 +46,7 @@ def load_schema(filename: str) -> dict[str, Any]:
     return data
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _registry() -> Any:
     from referencing import Registry, Resource
 
@@ -57,7 +57,7 @@ def _registry() -> Any:
     return Registry().with_resources(resources)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def validator(kind: str) -> Any:
     """A ready ``Draft202012Validator`` for ``kind`` (a key of :data:`SCHEMA_FILES`)."""
     from jsonschema import Draft202012Validator
@@ -189,24 +189,31 @@ def _translate(error: Any) -> list[SchemaProblem]:
         want = error.validator_value
         want_s = " or ".join(want) if isinstance(want, list) else want
         article = "an" if str(want_s)[0] in "aeiou" else "a"
-        return [SchemaProblem(pointer, f"expected {article} {want_s}, got {_describe_type(instance)}")]
+        return [
+            SchemaProblem(pointer, f"expected {article} {want_s}, got {_describe_type(instance)}")
+        ]
     if validator_name == "enum":
         choices = [str(c) for c in error.validator_value]
         hint = _did_you_mean(str(instance), choices)
         listing = ", ".join(choices) if len(choices) <= 12 else ", ".join(choices[:12]) + ", …"
-        return [SchemaProblem(pointer, f"{_short(instance)} is not allowed{hint}; one of: {listing}")]
+        return [
+            SchemaProblem(pointer, f"{_short(instance)} is not allowed{hint}; one of: {listing}")
+        ]
     if validator_name == "const":
         return [
             SchemaProblem(
-                pointer, custom or f"must be {_short(error.validator_value)}, got {_short(instance)}"
+                pointer,
+                custom or f"must be {_short(error.validator_value)}, got {_short(instance)}",
             )
         ]
     if validator_name in ("maxLength", "minLength") and isinstance(instance, str):
         if validator_name == "maxLength":
             msg = f"is {len(instance)} characters; at most {error.validator_value} allowed"
         else:
-            msg = "must not be empty" if error.validator_value == 1 else (
-                f"must be at least {error.validator_value} characters"
+            msg = (
+                "must not be empty"
+                if error.validator_value == 1
+                else (f"must be at least {error.validator_value} characters")
             )
         return [SchemaProblem(pointer, msg)]
     if validator_name in ("minItems", "maxItems"):
@@ -228,10 +235,17 @@ def _translate(error: Any) -> list[SchemaProblem]:
         branch = _chosen_branch(error)
         if branch:
             return [p for sub in branch for p in _translate(sub)]
-        return [SchemaProblem(pointer, custom or f"{_short(instance)} does not match any allowed form")]
+        return [
+            SchemaProblem(pointer, custom or f"{_short(instance)} does not match any allowed form")
+        ]
     if validator_name in ("minimum", "maximum"):
-        return [SchemaProblem(pointer, f"must be {'≥' if validator_name == 'minimum' else '≤'} "
-                                       f"{error.validator_value}, got {_short(instance)}")]
+        return [
+            SchemaProblem(
+                pointer,
+                f"must be {'≥' if validator_name == 'minimum' else '≤'} "
+                f"{error.validator_value}, got {_short(instance)}",
+            )
+        ]
     if validator_name == "minProperties":
         return [SchemaProblem(pointer, "must not be empty")]
     if custom:

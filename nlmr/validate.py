@@ -62,7 +62,8 @@ class Problem:
     def format(self) -> str:
         """``path:line:col: field: message`` (``warning:`` before warnings)."""
         prefix = "warning: " if self.severity == "warning" else ""
-        return f"{self.path}:{self.line}:{self.col}: {format_pointer(self.pointer)}: {prefix}{self.message}"
+        where = f"{self.path}:{self.line}:{self.col}"
+        return f"{where}: {format_pointer(self.pointer)}: {prefix}{self.message}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -187,17 +188,30 @@ def find_cards(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], lis
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = sorted(x for x in p.rglob(CARD_FILE) if REVISIONS_DIR not in x.parent.parts[-2:])
+            found = sorted(
+                x for x in p.rglob(CARD_FILE) if REVISIONS_DIR not in x.parent.parts[-2:]
+            )
             cards.extend(found)
             continue
         if p.is_file():
             if p.name == CARD_FILE:
                 cards.append(p)
-            elif p.name.endswith((POINTER_SUFFIX, MANIFEST_SUFFIX)) and p.parent.name == REVISIONS_DIR:
+            elif (
+                p.name.endswith((POINTER_SUFFIX, MANIFEST_SUFFIX))
+                and p.parent.name == REVISIONS_DIR
+            ):
                 cards.append(p.parent.parent / CARD_FILE)
             else:
-                problems.append(Problem(_display(p), 1, 1, (), "not a card: nlmr validates "
-                                        "card.yaml files and registry directories", rule="layout"))
+                problems.append(
+                    Problem(
+                        _display(p),
+                        1,
+                        1,
+                        (),
+                        "not a card: nlmr validates card.yaml files and registry directories",
+                        rule="layout",
+                    )
+                )
             continue
         problems.append(Problem(_display(p), 1, 1, (), "no such file or directory", rule="layout"))
     unique = list(dict.fromkeys(c.resolve() for c in cards))
@@ -238,8 +252,14 @@ def load_card(path: str | os.PathLike[str]) -> AnyCard:
     errors = [x for x in col.problems if x.severity == "error"]
     if errors:
         first = errors[0]
-        raise CardError(first.path, first.message, line=first.line, col=first.col,
-                        pointer=first.pointer, hint=f"run `nlmr validate {display}` for all problems")
+        raise CardError(
+            first.path,
+            first.message,
+            line=first.line,
+            col=first.col,
+            pointer=first.pointer,
+            hint=f"run `nlmr validate {display}` for all problems",
+        )
     return card_from_dict(doc.data)
 
 
@@ -258,8 +278,12 @@ def _validate_entry(card_path: Path, index: _Index) -> tuple[list[Problem], int]
         return col.problems, 0
     col = _Collector(display, doc)
     if entry is None:
-        col.add((), f"a card must be at <registry>/models/<org>/<name>/{CARD_FILE} or "
-                    f"<registry>/datasets/<org>/<name>/{CARD_FILE}", rule="layout")
+        col.add(
+            (),
+            f"a card must be at <registry>/models/<org>/<name>/{CARD_FILE} or "
+            f"<registry>/datasets/<org>/<name>/{CARD_FILE}",
+            rule="layout",
+        )
     schema_ok = _check_card_document(col, doc, entry)
     problems = col.problems
     nfiles = 0
@@ -275,15 +299,20 @@ def _check_card_document(col: _Collector, doc: Document, entry: EntryPaths | Non
     """Schema and single-card semantic checks. Returns True when the schema passed."""
     data = doc.data
     if not isinstance(data, Mapping):
-        col.add((), "a card is a YAML mapping of fields (`id: org/name`, `title: …`)", rule="schema")
+        col.add(
+            (), "a card is a YAML mapping of fields (`id: org/name`, `title: …`)", rule="schema"
+        )
         return False
     kind = data.get("type")
     if kind not in ("model", "dataset"):
         kind = entry.kind if entry else "model"
     version = data.get("schema_version")
     if isinstance(version, int) and not isinstance(version, bool) and version > 1:
-        col.add(("schema_version",), f"schema_version {version} is newer than this nlmr "
-                "understands (1); upgrade nlmr", rule="schema-version")
+        col.add(
+            ("schema_version",),
+            f"schema_version {version} is newer than this nlmr understands (1); upgrade nlmr",
+            rule="schema-version",
+        )
         return False
     schema_problems = schema_check(kind, data)
     for sp in schema_problems:
@@ -302,11 +331,18 @@ def _check_card_document(col: _Collector, doc: Document, entry: EntryPaths | Non
 def _check_id_path(col: _Collector, data: Mapping[str, Any], entry: EntryPaths) -> None:
     ident, kind = data.get("id"), data.get("type")
     if isinstance(ident, str) and ident != entry.id:
-        col.add(("id",), f"id {ident!r} does not match the card's path ({entry.id!r}); "
-                f"move the card to {KIND_DIRS[entry.kind]}/{ident}/ or fix the id", rule="id-path")
+        col.add(
+            ("id",),
+            f"id {ident!r} does not match the card's path ({entry.id!r}); "
+            f"move the card to {KIND_DIRS[entry.kind]}/{ident}/ or fix the id",
+            rule="id-path",
+        )
     if kind in ("model", "dataset") and kind != entry.kind:
-        col.add(("type",), f"a {kind} card must live under {KIND_DIRS[kind]}/, not "
-                f"{KIND_DIRS[entry.kind]}/", rule="id-path")
+        col.add(
+            ("type",),
+            f"a {kind} card must live under {KIND_DIRS[kind]}/, not {KIND_DIRS[entry.kind]}/",
+            rule="id-path",
+        )
 
 
 def _check_id_form(col: _Collector, data: Mapping[str, Any]) -> None:
@@ -315,8 +351,12 @@ def _check_id_form(col: _Collector, data: Mapping[str, Any]) -> None:
         return
     for part in ident.split("/"):
         if "--" in part or ".." in part:
-            col.add(("id",), f"{ident!r}: '--' and '..' are not allowed in ids (the Hugging Face "
-                    "cache uses '--' as its separator)", rule="id-form")
+            col.add(
+                ("id",),
+                f"{ident!r}: '--' and '..' are not allowed in ids (the Hugging Face "
+                "cache uses '--' as its separator)",
+                rule="id-form",
+            )
             return
         if part.endswith(".git"):
             col.add(("id",), f"{ident!r}: a name must not end in '.git'", rule="id-form")
@@ -348,11 +388,18 @@ def _check_license(col: _Collector, data: Mapping[str, Any]) -> None:
     if verdict.warning:
         col.add(("license",), verdict.warning, rule="license", severity="warning")
     if verdict.refs and not data.get("license_link"):
-        col.add(("license",), f"{', '.join(verdict.refs)} needs `license_link:` with the URL of "
-                "the license text", rule="license")
+        col.add(
+            ("license",),
+            f"{', '.join(verdict.refs)} needs `license_link:` with the URL of the license text",
+            rule="license",
+        )
     if data.get("license_name") is not None and not verdict.refs:
-        col.add(("license_name",), "license_name is only for LicenseRef- licenses (SPDX ids "
-                "export under their own name)", rule="license", key=True)
+        col.add(
+            ("license_name",),
+            "license_name is only for LicenseRef- licenses (SPDX ids export under their own name)",
+            rule="license",
+            key=True,
+        )
 
 
 def _orcid_ok(orcid: str) -> bool:
@@ -376,8 +423,9 @@ def _check_orcids(col: _Collector, data: Mapping[str, Any]) -> None:
             except ValueError:
                 continue  # the schema pattern reports malformed ids
             if not ok:
-                col.add(("creators", i, "orcid"), f"ORCID {orcid} has a wrong check digit",
-                        rule="orcid")
+                col.add(
+                    ("creators", i, "orcid"), f"ORCID {orcid} has a wrong check digit", rule="orcid"
+                )
 
 
 def _check_dates(col: _Collector, data: Mapping[str, Any]) -> None:
@@ -414,32 +462,57 @@ def _check_revisions(col: _Collector, data: Mapping[str, Any]) -> None:
         name, rid = rev.get("name"), rev.get("id")
         if isinstance(name, str):
             if name in names:
-                col.add(("revisions", i, "name"), f"revision name {name!r} is already used by "
-                        f"revisions[{names[name]}]", rule="revision-unique")
+                col.add(
+                    ("revisions", i, "name"),
+                    f"revision name {name!r} is already used by revisions[{names[name]}]",
+                    rule="revision-unique",
+                )
             names.setdefault(name, i)
             if len(name) == 40 and all(c in "0123456789abcdef" for c in name):
-                col.add(("revisions", i, "name"), "a revision name must not look like a commit id",
-                        rule="revision-unique")
+                col.add(
+                    ("revisions", i, "name"),
+                    "a revision name must not look like a commit id",
+                    rule="revision-unique",
+                )
         if isinstance(rid, str):
             if rid in ids:
-                col.add(("revisions", i, "id"), f"revision id {rid} is already used by "
-                        f"revisions[{ids[rid]}]", rule="revision-unique")
+                col.add(
+                    ("revisions", i, "id"),
+                    f"revision id {rid} is already used by revisions[{ids[rid]}]",
+                    rule="revision-unique",
+                )
             ids.setdefault(rid, i)
         source = rev.get("source")
-        if (isinstance(source, Mapping) and source.get("type") == "huggingface"
-                and isinstance(source.get("commit"), str) and isinstance(rid, str)
-                and source["commit"] != rid):
-            col.add(("revisions", i, "id"), "a revision mirroring a Hugging Face commit has that "
-                    f"commit as its id ({source['commit']})", rule="revision-id")
+        if (
+            isinstance(source, Mapping)
+            and source.get("type") == "huggingface"
+            and isinstance(source.get("commit"), str)
+            and isinstance(rid, str)
+            and source["commit"] != rid
+        ):
+            col.add(
+                ("revisions", i, "id"),
+                "a revision mirroring a Hugging Face commit has that "
+                f"commit as its id ({source['commit']})",
+                rule="revision-id",
+            )
     defaults = [i for i, r in revs if r.get("default") is True]
     if revs and len(defaults) != 1:
-        where: Pointer = ("revisions", defaults[1], "default") if len(defaults) > 1 else ("revisions",)
-        col.add(where, f"exactly one revision must have `default: true` (found {len(defaults)})",
-                rule="default-revision")
+        where: Pointer = (
+            ("revisions", defaults[1], "default") if len(defaults) > 1 else ("revisions",)
+        )
+        col.add(
+            where,
+            f"exactly one revision must have `default: true` (found {len(defaults)})",
+            rule="default-revision",
+        )
     for i in defaults:
         if isinstance(revisions[i].get("yanked"), Mapping):
-            col.add(("revisions", i, "yanked"), "the default revision cannot be yanked; make "
-                    "another revision the default first", rule="default-revision")
+            col.add(
+                ("revisions", i, "yanked"),
+                "the default revision cannot be yanked; make another revision the default first",
+                rule="default-revision",
+            )
 
 
 def _check_cross_entry(
@@ -448,8 +521,12 @@ def _check_cross_entry(
     same = index.ids(entry.root, entry.kind).get(entry.id.casefold(), [])
     others = [x for x in same if x != entry.id]
     if others:
-        col.add(("id",), f"{entry.id!r} collides with {', '.join(repr(o) for o in others)}: ids "
-                "must be unique ignoring case", rule="id-unique")
+        col.add(
+            ("id",),
+            f"{entry.id!r} collides with {', '.join(repr(o) for o in others)}: ids "
+            "must be unique ignoring case",
+            rule="id-unique",
+        )
     training = data.get("training_data")
     if isinstance(training, list):
         datasets = index.ids(entry.root, "dataset")
@@ -457,20 +534,35 @@ def _check_cross_entry(
             ref = item.get("dataset") if isinstance(item, Mapping) else None
             if isinstance(ref, str) and ref not in datasets.get(ref.casefold(), []):
                 near = datasets.get(ref.casefold())
-                hint = f" (did you mean {near[0]!r}?)" if near else (
-                    f"; add datasets/{ref}/card.yaml, or write {{name: {ref}}} for an external dataset")
-                col.add(("training_data", i, "dataset"), f"no dataset card {ref!r} in the "
-                        f"registry{hint}", rule="dataset-ref")
+                hint = (
+                    f" (did you mean {near[0]!r}?)"
+                    if near
+                    else (
+                        f"; add datasets/{ref}/card.yaml, or write {{name: {ref}}} "
+                        "for an external dataset"
+                    )
+                )
+                col.add(
+                    ("training_data", i, "dataset"),
+                    f"no dataset card {ref!r} in the registry{hint}",
+                    rule="dataset-ref",
+                )
 
 
 # ---------------------------------------------------------------------------
 # Generated files: pointers and manifests
 
 
-def _check_revision_files(doc: Document, entry: EntryPaths, schema_ok: bool) -> tuple[list[Problem], int]:
+def _check_revision_files(
+    doc: Document, entry: EntryPaths, schema_ok: bool
+) -> tuple[list[Problem], int]:
     data = doc.data
     revisions = data.get("revisions") if isinstance(data.get("revisions"), list) else []
-    names = [r.get("name") for r in revisions if isinstance(r, Mapping) and isinstance(r.get("name"), str)]
+    names = [
+        r.get("name")
+        for r in revisions
+        if isinstance(r, Mapping) and isinstance(r.get("name"), str)
+    ]
     problems: list[Problem] = []
     nfiles = 0
     card_col = _Collector(doc.path, doc)
@@ -479,19 +571,32 @@ def _check_revision_files(doc: Document, entry: EntryPaths, schema_ok: bool) -> 
     for child in sorted(entry.dir.iterdir()):
         if child.name in (CARD_FILE, REVISIONS_DIR):
             continue
-        card_col.add((), f"unexpected {'directory' if child.is_dir() else 'file'} "
-                     f"{_display(child)}: an entry holds {CARD_FILE} and {REVISIONS_DIR}/ only",
-                     rule="layout", severity="warning")
+        card_col.add(
+            (),
+            f"unexpected {'directory' if child.is_dir() else 'file'} "
+            f"{_display(child)}: an entry holds {CARD_FILE} and {REVISIONS_DIR}/ only",
+            rule="layout",
+            severity="warning",
+        )
     if entry.revisions_dir.is_dir():
         for child in sorted(entry.revisions_dir.iterdir()):
             n = child.name
-            owner = (n[: -len(POINTER_SUFFIX)] if n.endswith(POINTER_SUFFIX)
-                     else n[: -len(MANIFEST_SUFFIX)] if n.endswith(MANIFEST_SUFFIX) else None)
+            owner = (
+                n[: -len(POINTER_SUFFIX)]
+                if n.endswith(POINTER_SUFFIX)
+                else n[: -len(MANIFEST_SUFFIX)]
+                if n.endswith(MANIFEST_SUFFIX)
+                else None
+            )
             if n == ".gitignore" or (child.is_dir() and n in names):
                 continue  # dvc's ignore file; a revision pulled with `dvc pull`
             if owner is None or owner not in names:
-                card_col.add(("revisions",), f"{_display(child)} belongs to no revision in the "
-                             "card; remove it or add the revision", rule="revision-files")
+                card_col.add(
+                    ("revisions",),
+                    f"{_display(child)} belongs to no revision in the "
+                    "card; remove it or add the revision",
+                    rule="revision-files",
+                )
 
     for i, rev in enumerate(revisions):
         if not isinstance(rev, Mapping) or not isinstance(rev.get("name"), str):
@@ -501,9 +606,13 @@ def _check_revision_files(doc: Document, entry: EntryPaths, schema_ok: bool) -> 
         has_ptr, has_man = ptr_path.is_file(), man_path.is_file()
         if has_ptr != has_man:
             missing = man_path if has_ptr else ptr_path
-            card_col.add(("revisions", i), f"revision {name!r} has "
-                         f"{'a pointer' if has_ptr else 'a manifest'} but no {_display(missing)}; "
-                         "rerun `nlmr add` for it", rule="revision-files")
+            card_col.add(
+                ("revisions", i),
+                f"revision {name!r} has "
+                f"{'a pointer' if has_ptr else 'a manifest'} but no {_display(missing)}; "
+                "rerun `nlmr add` for it",
+                rule="revision-files",
+            )
         manifest = _check_manifest(man_path, problems) if has_man else None
         nfiles += has_man + has_ptr
         if manifest is not None:
@@ -533,8 +642,12 @@ def _check_manifest(path: Path, problems: list[Problem]) -> Manifest | None:
     for i, message in path_problems(paths):
         col.add(("files", i, "path"), message, rule="manifest-path")
     if paths != sorted(paths):
-        col.add(("files",), "files must be sorted by path (the manifest is generated: rerun "
-                "`nlmr add` rather than editing it)", rule="manifest-path")
+        col.add(
+            ("files",),
+            "files must be sorted by path (the manifest is generated: rerun "
+            "`nlmr add` rather than editing it)",
+            rule="manifest-path",
+        )
     problems.extend(col.problems)
     return None if col.problems else Manifest.from_dict(doc.data)
 
@@ -556,24 +669,41 @@ def _check_manifest_rules(
     unexempt = [p for p in pickles if not any(fnmatch.fnmatchcase(p, pat) for pat in patterns)]
     if unexempt:
         shown = ", ".join(unexempt[:5]) + (" …" if len(unexempt) > 5 else "")
-        card_col.add(where, f"pickle-format weights are not accepted: {shown}; convert them to "
-                     "safetensors (`nlmr add` does), or add `weights_exemption: {reason, "
-                     "patterns}` for a format that is not a pickle", rule="pickle")
+        card_col.add(
+            where,
+            f"pickle-format weights are not accepted: {shown}; convert them to "
+            "safetensors (`nlmr add` does), or add `weights_exemption: {reason, "
+            "patterns}` for a format that is not a pickle",
+            rule="pickle",
+        )
     if manifest.needs_remote_code and data.get("trust_remote_code") is not True:
         why = "config.json has auto_map" if manifest.auto_map else "it ships .py files"
-        card_col.add(where, f"revision {rev.get('name')!r} runs custom code ({why}): set "
-                     "`trust_remote_code: true` so users know before they load it",
-                     rule="remote-code")
+        card_col.add(
+            where,
+            f"revision {rev.get('name')!r} runs custom code ({why}): set "
+            "`trust_remote_code: true` so users know before they load it",
+            rule="remote-code",
+        )
     source = rev.get("source")
     rid = rev.get("id")
-    if (isinstance(source, Mapping) and source.get("type") in ("upload", "url")
-            and isinstance(rid, str) and rid != manifest.derived_revision_id()):
-        card_col.add((*where, "id"), f"revision id must be {manifest.derived_revision_id()}, "
-                     f"derived from {_display(man_path)} (the id of a non-mirrored revision is "
-                     "its file set's digest)", rule="revision-id")
+    if (
+        isinstance(source, Mapping)
+        and source.get("type") in ("upload", "url")
+        and isinstance(rid, str)
+        and rid != manifest.derived_revision_id()
+    ):
+        card_col.add(
+            (*where, "id"),
+            f"revision id must be {manifest.derived_revision_id()}, "
+            f"derived from {_display(man_path)} (the id of a non-mirrored revision is "
+            "its file set's digest)",
+            rule="revision-id",
+        )
 
 
-def _check_pointer(path: Path, name: str, manifest: Manifest | None, problems: list[Problem]) -> None:
+def _check_pointer(
+    path: Path, name: str, manifest: Manifest | None, problems: list[Problem]
+) -> None:
     display = _display(path)
     try:
         doc = load_path(path, display=display)
@@ -588,8 +718,12 @@ def _check_pointer(path: Path, name: str, manifest: Manifest | None, problems: l
     if not col.problems:
         pointer = DvcPointer.from_dict(doc.data)
         if pointer.path != name:
-            col.add(("outs", 0, "path"), f"path must be the revision name {name!r} (so `dvc pull` "
-                    f"puts the files at revisions/{name}/)", rule="dvc-pointer")
+            col.add(
+                ("outs", 0, "path"),
+                f"path must be the revision name {name!r} (so `dvc pull` "
+                f"puts the files at revisions/{name}/)",
+                rule="dvc-pointer",
+            )
         if manifest is not None:
             for field_name, message in pointer.disagreements(manifest):
                 col.add(("outs", 0, field_name), message, rule="dvc-manifest")

@@ -194,7 +194,8 @@ class _Builder:
             line = node.start_mark.line + 1
             raise CardError(
                 self.path,
-                f"YAML aliases (*name) are not allowed: write the value out (anchor on line {line})",
+                "YAML aliases (*name) are not allowed: write the value out "
+                f"(anchor on line {line})",
                 pointer=pointer,
                 line=self._alias_line(pointer),
             )
@@ -216,7 +217,10 @@ class _Builder:
                     raise self._fail(
                         key_node, child, f"duplicate key {key!r} (first defined on line {first[0]})"
                     )
-                self.key_marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                self.key_marks[child] = (
+                    key_node.start_mark.line + 1,
+                    key_node.start_mark.column + 1,
+                )
                 out[key] = self.build(value_node, child)
             return out
         if isinstance(node, yaml.SequenceNode):

@@ -77,8 +77,9 @@ class RegistryBuilder:
         sub = "models" if data.get("type") == "model" else "datasets"
         return self.root / sub / data["id"]
 
-    def card(self, data: dict[str, Any] | None = None, *, text: str | None = None,
-             **changes: Any) -> Path:
+    def card(
+        self, data: dict[str, Any] | None = None, *, text: str | None = None, **changes: Any
+    ) -> Path:
         """Write a card (default: the model above, with ``changes`` applied)."""
         data = copy.deepcopy(data if data is not None else MODEL)
         data.update(changes)
@@ -87,23 +88,41 @@ class RegistryBuilder:
         path.write_text(text if text is not None else card_to_yaml(data), encoding="utf-8")
         return path
 
-    def stored_card(self, files: dict[str, bytes] | None = None, *, name: str = "main",
-                    manifest_extra: dict[str, Any] | None = None,
-                    **changes: Any) -> tuple[Path, Manifest]:
+    def stored_card(
+        self,
+        files: dict[str, bytes] | None = None,
+        *,
+        name: str = "main",
+        manifest_extra: dict[str, Any] | None = None,
+        **changes: Any,
+    ) -> tuple[Path, Manifest]:
         """A card with one stored revision (upload source, derived id) and its files."""
-        manifest = Manifest(tuple(sorted((file_entry(p, c) for p, c in
-                                          (files or DEFAULT_FILES).items()), key=lambda f: f.path)),
-                            auto_map=(manifest_extra or {}).get("auto_map"))
+        manifest = Manifest(
+            tuple(
+                sorted(
+                    (file_entry(p, c) for p, c in (files or DEFAULT_FILES).items()),
+                    key=lambda f: f.path,
+                )
+            ),
+            auto_map=(manifest_extra or {}).get("auto_map"),
+        )
         data = copy.deepcopy(MODEL)
-        data["revisions"] = [{"name": name, "id": manifest.derived_revision_id(), "default": True,
-                              "source": {"type": "upload"}}]
+        data["revisions"] = [
+            {
+                "name": name,
+                "id": manifest.derived_revision_id(),
+                "default": True,
+                "source": {"type": "upload"},
+            }
+        ]
         data.update(changes)
         card = self.card(data)
         self.write_revision(card.parent, name, manifest)
         return card, manifest
 
-    def write_revision(self, entry: Path, name: str, manifest: Manifest,
-                       pointer: DvcPointer | None = None) -> None:
+    def write_revision(
+        self, entry: Path, name: str, manifest: Manifest, pointer: DvcPointer | None = None
+    ) -> None:
         rev = entry / "revisions"
         rev.mkdir(exist_ok=True)
         (rev / f"{name}.manifest.json").write_text(manifest.to_json(), encoding="utf-8")

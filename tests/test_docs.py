@@ -74,7 +74,8 @@ def test_every_card_field_appears_in_the_reference() -> None:
 def test_every_validation_rule_is_documented() -> None:
     source = (REPO / "nlmr/validate.py").read_text()
     rules = set(re.findall(r'rule="([a-z-]+)"', source)) | set(
-        re.findall(r'from_error\(exc, "([a-z-]+)"\)', source))
+        re.findall(r'from_error\(exc, "([a-z-]+)"\)', source)
+    )
     page = (REPO / "docs/validation.md").read_text(encoding="utf-8")
     assert [r for r in sorted(rules) if f"`{r}`" not in page] == []
 
@@ -85,4 +86,3 @@ def test_readme_has_exactly_the_two_commands_and_ci_runs_the_test_one() -> None:
     first = [line for line in blocks[0].splitlines() if line.strip()]
     assert first == ["python3 dev.py demo", "python3 dev.py test"]
     assert "python3 dev.py test" in (REPO / ".ci/run").read_text()
-

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DATASET, MODEL, REPO, RegistryBuilder, file_entry
+from conftest import DATASET, REPO, RegistryBuilder, file_entry
 
 from nlmr.dvcfile import DvcPointer
 from nlmr.manifest import Manifest
@@ -58,7 +58,7 @@ framework: transfomers
     assert lines == [
         f"{display}:6:1: lisence: unknown field 'lisence' (did you mean 'license'?)",
         f"{display}:7:17: languages[1]: 'xx-foo' is not a valid BCP-47 language tag",
-        f"{display}:11:12: framework: \"transfomers\" is not allowed (did you mean "
+        f'{display}:11:12: framework: "transfomers" is not allowed (did you mean '
         "'transformers'?); one of: transformers, sentence-transformers, gensim, fasttext, "
         "allennlp, flair, spacy, stanza, peft, setfit, span-marker, adapter-transformers, …",
     ]
@@ -76,24 +76,37 @@ CASES: dict[str, Any] = {
     "yaml": lambda r: r.card(text="id: [unclosed\n"),
     "schema": lambda r: r.card(summary="x" * 301),
     "schema-version": lambda r: r.card(schema_version=2),
-    "id-path": lambda r: r.card(text=(r.card().read_text().replace(
-        "id: acme/tiny-bert", "id: acme/other"))),
+    "id-path": lambda r: r.card(
+        text=(r.card().read_text().replace("id: acme/tiny-bert", "id: acme/other"))
+    ),
     "id-form": lambda r: r.card(id="acme/tiny--bert"),
     "id-unique": lambda r: (r.card(), r.card(id="acme/Tiny-Bert")),
     "language": lambda r: r.card(languages=["nb", "zz-bogus"]),
     "license": lambda r: r.card(license="LicenseRef-custom"),
     "orcid": lambda r: r.card(creators=[{"name": "X", "orcid": "0000-0002-1825-0098"}]),
     "date": lambda r: r.card(date_published="2023-02-30"),
-    "revision-unique": lambda r: r.card(revisions=[
-        {"name": "main", "id": REV, "default": True}, {"name": "main", "id": REV2}]),
-    "revision-id": lambda r: r.card(revisions=[
-        {"name": "main", "id": REV, "default": True,
-         "source": {"type": "huggingface", "repo": "up/stream", "commit": REV2}}]),
-    "default-revision": lambda r: r.card(revisions=[{"name": "main", "id": REV},
-                                                     {"name": "v1", "id": REV2}]),
+    "revision-unique": lambda r: r.card(
+        revisions=[{"name": "main", "id": REV, "default": True}, {"name": "main", "id": REV2}]
+    ),
+    "revision-id": lambda r: r.card(
+        revisions=[
+            {
+                "name": "main",
+                "id": REV,
+                "default": True,
+                "source": {"type": "huggingface", "repo": "up/stream", "commit": REV2},
+            }
+        ]
+    ),
+    "default-revision": lambda r: r.card(
+        revisions=[{"name": "main", "id": REV}, {"name": "v1", "id": REV2}]
+    ),
     "dataset-ref": lambda r: r.card(training_data=[{"dataset": "acme/missing"}]),
-    "layout": lambda r: (r.card(), (r.root / "models/acme/tiny-bert/notes.txt").write_text("x"),
-                         Path(r.root / "models/acme/stray.yaml").write_text("x: 1")),
+    "layout": lambda r: (
+        r.card(),
+        (r.root / "models/acme/tiny-bert/notes.txt").write_text("x"),
+        Path(r.root / "models/acme/stray.yaml").write_text("x: 1"),
+    ),
 }
 
 
@@ -107,7 +120,8 @@ def test_card_rule_has_failing_example(registry: RegistryBuilder, rule: str) -> 
 
 
 def test_layout_stray_file_is_a_warning_card_outside_tree_is_error(
-        registry: RegistryBuilder, tmp_path: Path) -> None:
+    registry: RegistryBuilder, tmp_path: Path
+) -> None:
     registry.card()
     (registry.root / "models/acme/tiny-bert/notes.txt").write_text("x")
     assert rules(registry.root, "warning") == {"layout"}
@@ -117,8 +131,11 @@ def test_layout_stray_file_is_a_warning_card_outside_tree_is_error(
 
 
 def test_default_revision_cannot_be_yanked(registry: RegistryBuilder) -> None:
-    registry.card(revisions=[{"name": "main", "id": REV, "default": True,
-                              "yanked": {"reason": "broken weights"}}])
+    registry.card(
+        revisions=[
+            {"name": "main", "id": REV, "default": True, "yanked": {"reason": "broken weights"}}
+        ]
+    )
     msgs = [p.message for p in problems(registry.root) if p.rule == "default-revision"]
     assert msgs and "cannot be yanked" in msgs[0]
 
@@ -129,8 +146,16 @@ def test_revision_name_must_not_look_like_commit(registry: RegistryBuilder) -> N
 
 
 def test_catalogued_revision_without_files_is_fine(registry: RegistryBuilder) -> None:
-    registry.card(revisions=[{"name": "main", "id": REV, "default": True,
-                              "source": {"type": "huggingface", "repo": "up/stream", "commit": REV}}])
+    registry.card(
+        revisions=[
+            {
+                "name": "main",
+                "id": REV,
+                "default": True,
+                "source": {"type": "huggingface", "repo": "up/stream", "commit": REV},
+            }
+        ]
+    )
     assert problems(registry.root) == []
 
 
@@ -163,27 +188,30 @@ def test_orphan_generated_file(registry: RegistryBuilder) -> None:
     assert len(found) == 2 and all("belongs to no revision" in p.message for p in found)
 
 
-@pytest.mark.parametrize("bad_path, fragment", [
-    ("../escape.json", "contains '..'"),
-    ("/abs.json", "is absolute"),
-    ("dir\\file.json", "backslash"),
-    ("a//b.json", "not normalised"),
-    ("./a.json", "not normalised"),
-    (".git/config", "reserved name"),
-    (".cache/huggingface/x", "reserves"),
-    ("blobs.lock", "temporary files"),
-    ("Config.JSON", "when case is folded"),
-])
+@pytest.mark.parametrize(
+    "bad_path, fragment",
+    [
+        ("../escape.json", "contains '..'"),
+        ("/abs.json", "is absolute"),
+        ("dir\\file.json", "backslash"),
+        ("a//b.json", "not normalised"),
+        ("./a.json", "not normalised"),
+        (".git/config", "reserved name"),
+        (".cache/huggingface/x", "reserves"),
+        ("blobs.lock", "temporary files"),
+        ("Config.JSON", "when case is folded"),
+    ],
+)
 def test_manifest_path_rules(registry: RegistryBuilder, bad_path: str, fragment: str) -> None:
     files = {"config.json": b"{}", bad_path: b"x", "model.safetensors": b"0" * 16}
-    card, _ = registry.stored_card(files)
+    _card, _ = registry.stored_card(files)
     found = [p for p in problems(registry.root) if p.rule == "manifest-path"]
     assert len(found) == 1 and fragment in found[0].message, [p.format() for p in found]
     assert found[0].path.endswith("main.manifest.json") and found[0].line > 1
 
 
 def test_manifest_must_be_sorted(registry: RegistryBuilder) -> None:
-    card, manifest = registry.stored_card()
+    card, _manifest = registry.stored_card()
     path = card.parent / "revisions/main.manifest.json"
     data = json.loads(path.read_text())
     data["files"].reverse()
@@ -191,8 +219,9 @@ def test_manifest_must_be_sorted(registry: RegistryBuilder) -> None:
     assert "manifest-path" in rules(registry.root)
 
 
-@pytest.mark.parametrize("name", ["pytorch_model.bin", "model.pt", "ckpt/last.ckpt", "w.pkl",
-                                  "x.pth"])
+@pytest.mark.parametrize(
+    "name", ["pytorch_model.bin", "model.pt", "ckpt/last.ckpt", "w.pkl", "x.pth"]
+)
 def test_pickle_weights_rejected(registry: RegistryBuilder, name: str) -> None:
     registry.stored_card({"config.json": b"{}", name: b"\x80\x04pickle"})
     (p,) = [p for p in problems(registry.root) if p.rule == "pickle"]
@@ -217,9 +246,11 @@ def test_auto_map_needs_trust_remote_code(registry: RegistryBuilder) -> None:
 
 
 def test_custom_code_with_trust_remote_code_passes(registry: RegistryBuilder) -> None:
-    registry.stored_card({"config.json": b"{}", "modeling_x.py": b"import torch"},
-                         manifest_extra={"auto_map": {"AutoModel": "modeling_x.X"}},
-                         trust_remote_code=True)
+    registry.stored_card(
+        {"config.json": b"{}", "modeling_x.py": b"import torch"},
+        manifest_extra={"auto_map": {"AutoModel": "modeling_x.X"}},
+        trust_remote_code=True,
+    )
     assert problems(registry.root) == []
 
 
@@ -232,8 +263,10 @@ def test_upload_revision_id_must_be_derived(registry: RegistryBuilder) -> None:
 
 
 POINTER_BREAKS = {
-    "two outs": lambda t: t + "- md5: 0123456789abcdef0123456789abcdef.dir\n  size: 1\n  nfiles: 1\n"
-                              "  hash: md5\n  path: main\n",
+    "two outs": lambda t: (
+        t + "- md5: 0123456789abcdef0123456789abcdef.dir\n  size: 1\n  nfiles: 1\n"
+        "  hash: md5\n  path: main\n"
+    ),
     "dvc2 (no hash)": lambda t: t.replace("  hash: md5\n", ""),
     "md5-dos2unix": lambda t: t.replace("hash: md5", "hash: md5-dos2unix"),
     "deps": lambda t: t + "deps:\n- path: data\n  md5: 0123456789abcdef0123456789abcdef\n",
@@ -271,7 +304,7 @@ def test_dvc_pointer_must_agree_with_manifest(registry: RegistryBuilder, field: 
 
 
 def test_manifest_schema_errors_are_located(registry: RegistryBuilder) -> None:
-    card, manifest = registry.stored_card()
+    card, _manifest = registry.stored_card()
     path = card.parent / "revisions/main.manifest.json"
     data = json.loads(path.read_text())
     data["files"][1]["sha256"] = "xyz"
@@ -284,9 +317,16 @@ def test_manifest_schema_errors_are_located(registry: RegistryBuilder) -> None:
 def test_every_rule_in_the_code_has_a_test() -> None:
     source = (REPO / "nlmr/validate.py").read_text()
     used = set(re.findall(r'rule="([a-z-]+)"', source)) | set(
-        re.findall(r'from_error\(exc, "([a-z-]+)"\)', source))
-    tested = set(CASES) | {"revision-files", "manifest-path", "pickle", "remote-code",
-                           "dvc-pointer", "dvc-manifest"}
+        re.findall(r'from_error\(exc, "([a-z-]+)"\)', source)
+    )
+    tested = set(CASES) | {
+        "revision-files",
+        "manifest-path",
+        "pickle",
+        "remote-code",
+        "dvc-pointer",
+        "dvc-manifest",
+    }
     assert used <= tested, used - tested
 
 
@@ -313,22 +353,43 @@ def test_missing_path_is_a_problem(tmp_path: Path) -> None:
 def test_static_embeddings_card_is_expressible(registry: RegistryBuilder) -> None:
     registry.stored_card(
         {"model.bin": b"w2v-binary", "meta.json": b"{}"},
-        id="acme/nb-word2vec", framework="gensim", task="feature-extraction",
-        weights_exemption={"reason": "word2vec C binary format, not a pickle",
-                           "patterns": ["model.bin"]},
-        embeddings={"algorithm": {"name": "word2vec continuous skip-gram", "tool": "gensim",
-                                  "version": "3.8"},
-                    "dimensions": 100, "vocabulary_size": 1000,
-                    "preprocessing": {"lemmatized": False, "case_preserved": True},
-                    "legacy_id": 58})
+        id="acme/nb-word2vec",
+        framework="gensim",
+        task="feature-extraction",
+        weights_exemption={
+            "reason": "word2vec C binary format, not a pickle",
+            "patterns": ["model.bin"],
+        },
+        embeddings={
+            "algorithm": {
+                "name": "word2vec continuous skip-gram",
+                "tool": "gensim",
+                "version": "3.8",
+            },
+            "dimensions": 100,
+            "vocabulary_size": 1000,
+            "preprocessing": {"lemmatized": False, "case_preserved": True},
+            "legacy_id": 58,
+        },
+    )
     assert problems(registry.root) == []
 
 
 def test_manifest_round_trip_and_derived_id_is_stable() -> None:
-    files = tuple(sorted((file_entry(p, c) for p, c in {"b": b"2", "a": b"1"}.items()),
-                         key=lambda f: f.path))
+    files = tuple(
+        sorted((file_entry(p, c) for p, c in {"b": b"2", "a": b"1"}.items()), key=lambda f: f.path)
+    )
     m = Manifest(files)
     again = Manifest.from_dict(json.loads(m.to_json()))
     assert again == m and again.derived_revision_id() == m.derived_revision_id()
     changed = Manifest((file_entry("a", b"1"), file_entry("b", b"3")))
     assert changed.derived_revision_id() != m.derived_revision_id()
+
+
+@pytest.mark.parametrize("expr", ["{Apache-2.0", "A[pache-2.0", "MIT WITH", "(MIT", ""])
+def test_malformed_license_expressions_are_errors_not_crashes(
+    registry: RegistryBuilder, expr: str
+) -> None:
+    registry.card(license=expr)
+    found = [p for p in problems(registry.root) if p.pointer == ("license",)]
+    assert found and found[0].severity == "error"

@@ -1,4 +1,4 @@
-"""Property-based: whatever a card file contains, validate reports problems or success, never crashes."""
+"""Property-based: whatever a card holds, validate reports problems or success, never crashes."""
 
 from __future__ import annotations
 
@@ -15,16 +15,39 @@ from hypothesis import strategies as st
 
 from nlmr.validate import validate
 
-SETTINGS = settings(max_examples=150, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2 ** 70), 2 ** 70),
-                    st.floats(allow_nan=True), st.text(max_size=40),
-                    st.sampled_from(["no", "nb", "Apache-2.0", "a" * 40, "2024-02-30", "x/y",
-                                     "LicenseRef-x", "../../etc", "main"]))
-values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)),
-    max_leaves=12)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            "no",
+            "nb",
+            "Apache-2.0",
+            "a" * 40,
+            "2024-02-30",
+            "x/y",
+            "LicenseRef-x",
+            "../../etc",
+            "main",
+        ]
+    ),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 
 
 def _check(text_or_bytes: str | bytes, *, stored: bool = False) -> None:
@@ -34,8 +57,11 @@ def _check(text_or_bytes: str | bytes, *, stored: bool = False) -> None:
             card, _ = reg.stored_card()
         else:
             card = reg.card()
-        data = text_or_bytes.encode("utf-8", "surrogatepass") if isinstance(
-            text_or_bytes, str) else text_or_bytes
+        data = (
+            text_or_bytes.encode("utf-8", "surrogatepass")
+            if isinstance(text_or_bytes, str)
+            else text_or_bytes
+        )
         card.write_bytes(data)
         report = validate([reg.root])  # must not raise
         for p in report.problems:
@@ -68,8 +94,7 @@ def _paths(data: Any, prefix: list[Any]) -> list[list[Any]]:
 
 
 FULL = copy.deepcopy(MODEL) | {
-    "revisions": [{"name": "main", "id": "a" * 40, "default": True,
-                   "source": {"type": "upload"}}],
+    "revisions": [{"name": "main", "id": "a" * 40, "default": True, "source": {"type": "upload"}}],
     "training_data": [{"dataset": "acme/corpus"}],
     "links": {"paper": "https://example.org"},
 }
@@ -110,7 +135,7 @@ def test_character_edits(data: st.DataObject) -> None:
         if data.draw(st.booleans()):
             text = text[:pos] + data.draw(st.text(max_size=3)) + text[pos:]
         else:
-            text = text[:pos] + text[pos + data.draw(st.integers(1, 5)):]
+            text = text[:pos] + text[pos + data.draw(st.integers(1, 5)) :]
     _check(text)
 
 
@@ -120,14 +145,25 @@ def test_mutated_manifest_and_pointer(data: st.DataObject) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         reg = RegistryBuilder(Path(tmp) / "registry")
         card, _ = reg.stored_card()
-        target = card.parent / "revisions" / data.draw(st.sampled_from(
-            ["main.manifest.json", "main.dvc"]))
-        original = (json.loads(target.read_text()) if target.suffix == ".json"
-                    else yaml.safe_load(target.read_text()))
+        target = (
+            card.parent
+            / "revisions"
+            / data.draw(st.sampled_from(["main.manifest.json", "main.dvc"]))
+        )
+        original = (
+            json.loads(target.read_text())
+            if target.suffix == ".json"
+            else yaml.safe_load(target.read_text())
+        )
         paths = _paths(original, [])
-        mutated = _mutate(original, data.draw(st.sampled_from(paths)), data.draw(values),
-                          data.draw(st.sampled_from(["set", "delete"])))
-        target.write_text(json.dumps(mutated) if target.suffix == ".json"
-                          else yaml.safe_dump(mutated))
+        mutated = _mutate(
+            original,
+            data.draw(st.sampled_from(paths)),
+            data.draw(values),
+            data.draw(st.sampled_from(["set", "delete"])),
+        )
+        target.write_text(
+            json.dumps(mutated) if target.suffix == ".json" else yaml.safe_dump(mutated)
+        )
         for p in validate([reg.root]).problems:
             assert p.line >= 1 and p.message

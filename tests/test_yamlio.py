@@ -19,25 +19,39 @@ def test_values_and_positions() -> None:
 
 
 def test_norway_problem_and_yaml11_oddities_stay_strings() -> None:
-    doc = load_text("langs: [nb, nn, no, NO, yes, off]\nd: 2024-05-01\nt: 1:20\no: 0755\n"
-                    "b: true\nn: ~\nf: 1.5\nh: 0x1f\n", path="f.yaml")
-    assert doc.data == {"langs": ["nb", "nn", "no", "NO", "yes", "off"], "d": "2024-05-01",
-                        "t": "1:20", "o": "0755", "b": True, "n": None, "f": 1.5, "h": 31}
+    doc = load_text(
+        "langs: [nb, nn, no, NO, yes, off]\nd: 2024-05-01\nt: 1:20\no: 0755\n"
+        "b: true\nn: ~\nf: 1.5\nh: 0x1f\n",
+        path="f.yaml",
+    )
+    assert doc.data == {
+        "langs": ["nb", "nn", "no", "NO", "yes", "off"],
+        "d": "2024-05-01",
+        "t": "1:20",
+        "o": "0755",
+        "b": True,
+        "n": None,
+        "f": 1.5,
+        "h": 31,
+    }
 
 
-@pytest.mark.parametrize("text, line, fragment", [
-    ("a: 1\nb: 2\na: 3\n", 3, "duplicate key 'a' (first defined on line 1)"),
-    ("a: &x [1]\nb: *x\n", 2, "aliases"),
-    ("? [1, 2]\n: v\n", 1, "keys must be plain strings"),
-    ("a: !!python/object:os.system x\n", 1, "unsupported YAML tag"),
-    ("a: !custom x\n", 1, "unsupported YAML tag"),
-    ("a: 1\n---\nb: 2\n", 2, "more than one YAML document"),
-    ("a: [1, 2\nb: 3\n", 2, "invalid YAML"),
-    ("a:\n\tb: 1\n", 2, "invalid YAML"),
-    ("", 1, "empty file"),
-    ("a: 1\nb: \x07\n", 2, "control character U+0007"),
-    ("<<: {a: 1}\n", 1, "merge keys"),
-])
+@pytest.mark.parametrize(
+    "text, line, fragment",
+    [
+        ("a: 1\nb: 2\na: 3\n", 3, "duplicate key 'a' (first defined on line 1)"),
+        ("a: &x [1]\nb: *x\n", 2, "aliases"),
+        ("? [1, 2]\n: v\n", 1, "keys must be plain strings"),
+        ("a: !!python/object:os.system x\n", 1, "unsupported YAML tag"),
+        ("a: !custom x\n", 1, "unsupported YAML tag"),
+        ("a: 1\n---\nb: 2\n", 2, "more than one YAML document"),
+        ("a: [1, 2\nb: 3\n", 2, "invalid YAML"),
+        ("a:\n\tb: 1\n", 2, "invalid YAML"),
+        ("", 1, "empty file"),
+        ("a: 1\nb: \x07\n", 2, "control character U+0007"),
+        ("<<: {a: 1}\n", 1, "merge keys"),
+    ],
+)
 def test_refused_input(text: str, line: int, fragment: str) -> None:
     with pytest.raises(CardError) as info:
         load_text(text, path="f.yaml")
@@ -49,7 +63,8 @@ def test_refused_input(text: str, line: int, fragment: str) -> None:
 def test_billion_laughs_is_refused_quickly() -> None:
     text = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
-        for i in range(8))
+        for i in range(8)
+    )
     with pytest.raises(CardError, match="aliases"):
         load_text(text, path="bomb.yaml")
 

@@ -12,10 +12,18 @@ def card() -> None:
 
 @card.command("export")
 @click.argument("entry_id")
-@click.option("--registry", "registry_dir", type=click.Path(file_okay=False, path_type=str),
-              help="Registry checkout (default: NLMR_REGISTRY or ./registry).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str),
-              help="Write to this file instead of standard output.")
+@click.option(
+    "--registry",
+    "registry_dir",
+    type=click.Path(file_okay=False, path_type=str),
+    help="Registry checkout (default: NLMR_REGISTRY or ./registry).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Write to this file instead of standard output.",
+)
 def export(entry_id: str, registry_dir: str | None, output: str | None) -> None:
     """Render the card of ENTRY_ID (org/name) as a Hugging Face README.md.
 
@@ -39,14 +47,28 @@ def export(entry_id: str, registry_dir: str | None, output: str | None) -> None:
 @card.command("import")
 @click.argument("readme", type=click.Path(exists=True, dir_okay=False, path_type=str))
 @click.option("--id", "entry_id", required=True, help="The entry id, org/name.")
-@click.option("--type", "kind", type=click.Choice(["model", "dataset"]),
-              help="Card type (default: from the README's nlmr: block, else model).")
-@click.option("--registry", "registry_dir", type=click.Path(file_okay=False, path_type=str),
-              help="Registry checkout (default: NLMR_REGISTRY or ./registry).")
+@click.option(
+    "--type",
+    "kind",
+    type=click.Choice(["model", "dataset"]),
+    help="Card type (default: from the README's nlmr: block, else model).",
+)
+@click.option(
+    "--registry",
+    "registry_dir",
+    type=click.Path(file_okay=False, path_type=str),
+    help="Registry checkout (default: NLMR_REGISTRY or ./registry).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing card.yaml.")
 @click.option("--dry-run", is_flag=True, help="Print the card instead of writing it.")
-def import_(readme: str, entry_id: str, kind: str | None, registry_dir: str | None,
-            force: bool, dry_run: bool) -> int:
+def import_(
+    readme: str,
+    entry_id: str,
+    kind: str | None,
+    registry_dir: str | None,
+    force: bool,
+    dry_run: bool,
+) -> int:
     """Create a card from a Hugging Face README.md (its front matter and body).
 
     The card is written to <registry>/<models|datasets>/<org>/<name>/card.yaml and
@@ -58,8 +80,7 @@ def import_(readme: str, entry_id: str, kind: str | None, registry_dir: str | No
     from nlmr.errors import OutputExistsError
     from nlmr.fsutil import atomic_write
     from nlmr.hfreadme import parse_readme
-    from nlmr.registry import CARD_FILE, KIND_DIRS
-    from nlmr.registry import check_id
+    from nlmr.registry import CARD_FILE, KIND_DIRS, check_id
     from nlmr.validate import validate as run_validation
 
     problem = check_id(entry_id)
@@ -79,6 +100,6 @@ def import_(readme: str, entry_id: str, kind: str | None, registry_dir: str | No
     report = run_validation([str(target)])
     if report.errors:
         click.echo("to do before the card is valid:", err=True)
-        for problem in report.errors:
-            click.echo(f"  {problem.format()}", err=True)
+        for item in report.errors:
+            click.echo(f"  {item.format()}", err=True)
     return 0

@@ -6,9 +6,12 @@ import click
 
 
 @click.command()
-@click.option("--registry", "registry_dir", type=click.Path(file_okay=False, path_type=str),
-              help="Registry to use (default: the checkout's registry/, else the sample shipped "
-                   "with nlmr).")
+@click.option(
+    "--registry",
+    "registry_dir",
+    type=click.Path(file_okay=False, path_type=str),
+    help="Registry to use (default: the checkout's registry/, else the sample shipped with nlmr).",
+)
 def demo(registry_dir: str | None) -> int:
     """Run nlmr's main job on the embedded default registry and show each step.
 

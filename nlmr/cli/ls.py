@@ -9,8 +9,12 @@ from nlmr.cli._output import echo_json, table
 
 @click.command()
 @click.argument("pattern", required=False)
-@click.option("--registry", "registry_dir", type=click.Path(file_okay=False, path_type=str),
-              help="Registry checkout (default: NLMR_REGISTRY or ./registry).")
+@click.option(
+    "--registry",
+    "registry_dir",
+    type=click.Path(file_okay=False, path_type=str),
+    help="Registry checkout (default: NLMR_REGISTRY or ./registry).",
+)
 @click.option("--type", "kind", type=click.Choice(["model", "dataset"]), help="Only this kind.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def ls(pattern: str | None, registry_dir: str | None, kind: str | None, as_json: bool) -> int:
@@ -27,17 +31,31 @@ def ls(pattern: str | None, registry_dir: str | None, kind: str | None, as_json:
         echo_json(listing.to_dict())
     else:
         rows = [
-            [e.id, e.type, ",".join(e.languages), e.license,
-             f"{e.stored_revisions}/{e.revisions}", e.status, e.title]
+            [
+                e.id,
+                e.type,
+                ",".join(e.languages),
+                e.license,
+                f"{e.stored_revisions}/{e.revisions}",
+                e.status,
+                e.title,
+            ]
             for e in listing.entries
         ]
         if rows:
-            click.echo(table(["ID", "TYPE", "LANGUAGES", "LICENSE", "STORED", "STATUS", "TITLE"], rows))
-        click.echo(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}"
-                   f" ({sum(e.status == 'stored' for e in listing.entries)} stored)", err=True)
+            click.echo(
+                table(["ID", "TYPE", "LANGUAGES", "LICENSE", "STORED", "STATUS", "TITLE"], rows)
+            )
+        click.echo(
+            f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}"
+            f" ({sum(e.status == 'stored' for e in listing.entries)} stored)",
+            err=True,
+        )
         for bad in listing.invalid:
             click.echo(f"skipped invalid card: {bad}", err=True)
     if listing.invalid:
-        click.echo(f"{len(listing.invalid)} invalid card(s): run `nlmr validate` for details", err=True)
+        click.echo(
+            f"{len(listing.invalid)} invalid card(s): run `nlmr validate` for details", err=True
+        )
         return 1
     return 0

@@ -9,8 +9,14 @@ from nlmr.cli._output import echo_json
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Output format; json is for CI.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format; json is for CI.",
+)
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Print problems only, no summary.")
 def validate(paths: tuple[str, ...], fmt: str, strict: bool, quiet: bool) -> int:
@@ -37,6 +43,9 @@ def validate(paths: tuple[str, ...], fmt: str, strict: bool, quiet: bool) -> int
         if not quiet:
             n_err, n_warn = len(report.errors), len(report.warnings)
             status = "ok" if ok else "invalid"
-            click.echo(f"{status}: {report.cards} card(s), {report.files} generated file(s); "
-                       f"{n_err} error(s), {n_warn} warning(s)", err=True)
+            click.echo(
+                f"{status}: {report.cards} card(s), {report.files} generated file(s); "
+                f"{n_err} error(s), {n_warn} warning(s)",
+                err=True,
+            )
     return 0 if ok else 1
