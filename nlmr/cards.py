@@ -111,21 +111,9 @@ class Card:
     weights_exemption: Exemption | None = None
 
     @property
-    def org(self) -> str:
-        return self.id.split("/", 1)[0]
-
-    @property
-    def name(self) -> str:
-        return self.id.split("/", 1)[1]
-
-    @property
     def default_revision(self) -> Revision | None:
         """The revision ``org/name`` resolves to, or None for a catalogued-only entry."""
         return next((r for r in self.revisions if r.default), None)
-
-    def revision(self, ref: str) -> Revision | None:
-        """The revision named ``ref`` or with the full id ``ref``."""
-        return next((r for r in self.revisions if ref in (r.name, r.id)), None)
 
     def to_dict(self) -> dict[str, Any]:
         """The card as plain data, in schema field order (what ``card.yaml`` holds)."""

@@ -66,14 +66,6 @@ class CardError(NlmrError, ValueError):
         )
 
 
-class InvalidCardsError(NlmrError):
-    """Validation found errors; the report holds them all."""
-
-    def __init__(self, count: int, *, hint: str | None = None) -> None:
-        super().__init__(f"{count} problem(s) found", hint=hint)
-        self.count = count
-
-
 class RegistryNotFoundError(NlmrError, FileNotFoundError):
     """No registry directory where one was expected."""
 
@@ -96,18 +88,3 @@ class OutputExistsError(NlmrError, FileExistsError):
     def __init__(self, path: str) -> None:
         self.path = path
         super().__init__(f"{path} already exists", hint="pass --force to replace it")
-
-
-class IntegrityError(NlmrError):
-    """Bytes on disk or in a store do not match what a manifest promises.
-
-    Attributes:
-        path: the file (relative path inside the entry).
-        expected, actual: the two digests or sizes that disagree.
-    """
-
-    def __init__(self, path: str, expected: str, actual: str, *, what: str = "sha256") -> None:
-        self.path = path
-        self.expected = expected
-        self.actual = actual
-        super().__init__(f"{path}: {what} mismatch: expected {expected}, got {actual}")

@@ -9,12 +9,11 @@ checked without touching the store) and, for direct uploads, the revision id.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import posixpath
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,10 +134,6 @@ class Manifest:
         for f in self.files:
             h.update(f"{f.sha256} {f.size} {f.path}\n".encode())
         return h.hexdigest()
-
-    def match(self, patterns: Sequence[str]) -> list[ManifestFile]:
-        """Files whose path matches any glob in ``patterns``."""
-        return [f for f in self.files if any(fnmatch.fnmatchcase(f.path, p) for p in patterns)]
 
 
 def _path_key(f: ManifestFile) -> str:

@@ -12,7 +12,6 @@ revision's files at ``revisions/<revision>/`` (git-ignored).
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 from collections.abc import Iterator
@@ -148,11 +147,3 @@ class Registry:
         from nlmr.validate import load_card
 
         return load_card(self.entry(entry_id, kind).card)
-
-    def cards(self, pattern: str | None = None, kind: Kind | None = None) -> Iterator[AnyCard]:
-        """Validated cards whose id matches the glob ``pattern`` (case-insensitive)."""
-        from nlmr.validate import load_card
-
-        for e in self.entries(kind):
-            if pattern is None or fnmatch.fnmatch(e.id.lower(), pattern.lower()):
-                yield load_card(e.card)

@@ -89,11 +89,6 @@ class Document:
             p = p[:-1]
         return self.marks.get((), (1, 1))
 
-    def error(self, pointer: Pointer, message: str, *, key: bool = False) -> CardError:
-        """A :class:`CardError` located at ``pointer``."""
-        line, col = self.locate(pointer, key=key)
-        return CardError(self.path, message, line=line, col=col, pointer=pointer)
-
 
 def _check_bytes(path: str, raw: bytes) -> str:
     if len(raw) > MAX_BYTES:
@@ -131,11 +126,6 @@ def load_path(path: str | Path, *, display: str | None = None) -> Document:
     except OSError as exc:
         raise CardError(name, f"cannot read: {exc.strerror or exc}") from exc
     return load_text(_check_bytes(name, raw), path=name)
-
-
-def load_bytes(raw: bytes, *, path: str) -> Document:
-    """Parse YAML/JSON given as bytes (same checks as :func:`load_path`)."""
-    return load_text(_check_bytes(path, raw), path=path)
 
 
 def load_text(text: str, *, path: str) -> Document:

@@ -393,3 +393,11 @@ def test_malformed_license_expressions_are_errors_not_crashes(
     registry.card(license=expr)
     found = [p for p in problems(registry.root) if p.pointer == ("license",)]
     assert found and found[0].severity == "error"
+
+
+def test_blob_id_follows_the_hub() -> None:
+    big, small = file_entry("model.safetensors", b"w" * 8), file_entry("config.json", b"{}")
+    assert big.lfs and big.blob_id == big.sha256
+    assert not small.lfs and small.blob_id == small.git_sha1
+    # the git blob id of "{}" as `git hash-object` computes it
+    assert small.git_sha1 == "9e26dfeeb6e641a33dae4961196235bdb965b21b"
