@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -167,12 +168,15 @@ def path_problems(paths: Iterable[str]) -> list[tuple[int, str]]:
     return problems
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _path_problem(path: str) -> str | None:
     if not path:
         return "empty path"
     if "\\" in path:
         return f"{path!r} contains a backslash; use '/' between directories"
-    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+    if _CONTROL.search(path):
         return f"{path!r} contains a control character"
     if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
         return f"{path!r} is absolute; paths are relative to the revision root"

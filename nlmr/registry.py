@@ -12,6 +12,7 @@ revision's files at ``revisions/<revision>/`` (git-ignored).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterator
@@ -43,7 +44,7 @@ class EntryPaths:
     def id(self) -> str:
         return f"{self.org}/{self.name}"
 
-    @property
+    @functools.cached_property
     def dir(self) -> Path:
         return self.root / KIND_DIRS[self.kind] / self.org / self.name
 
@@ -51,7 +52,7 @@ class EntryPaths:
     def card(self) -> Path:
         return self.dir / CARD_FILE
 
-    @property
+    @functools.cached_property
     def revisions_dir(self) -> Path:
         return self.dir / REVISIONS_DIR
 

@@ -9,6 +9,7 @@ they are read from ``<repo>/schemas``; an installed wheel carries a copy as
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import json
@@ -130,12 +131,47 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+@functools.cache
+def _fast_validator(kind: str) -> Any:
+    """A fastjsonschema-compiled validator: ~30x faster than jsonschema on valid documents.
+
+    It stops at the first error and its messages are terse, so it only answers
+    "valid?"; :func:`check` asks jsonschema for the full, located list when it
+    says no. tests/test_schemas.py checks that both agree on mutated documents.
+    """
+    import fastjsonschema
+
+    # fastjsonschema rewrites $refs in the dicts it is given: hand it copies, so the
+    # cached schemas stay as the files say (the docs generator reads them too).
+    def fetch(uri: str) -> Any:  # our $refs point at sibling schema files, never the network
+        return copy.deepcopy(load_schema(uri.rsplit("/", 1)[1]))
+
+    return fastjsonschema.compile(
+        copy.deepcopy(load_schema(SCHEMA_FILES[kind])), handlers={"https": fetch}, use_formats=False
+    )
+
+
+def is_valid(kind: str, data: Any) -> bool:
+    """Fast yes/no: does ``data`` satisfy the schema of ``kind``?"""
+    import fastjsonschema
+
+    try:
+        _fast_validator(kind)(data)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    except Exception:
+        return False
+    return True
+
+
 def check(kind: str, data: Any) -> list[SchemaProblem]:
     """Validate ``data`` against the schema of ``kind``.
 
     Returns:
         Problems sorted by position, one per violation (unknown keys: one per key).
     """
+    if is_valid(kind, data):
+        return []
     v = validator(kind)
     problems: list[SchemaProblem] = []
     for error in v.iter_errors(data):

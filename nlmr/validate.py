@@ -115,11 +115,24 @@ class ValidationReport:
 
 
 def _display(path: Path) -> str:
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        return str(path)
-    return str(path) if rel.startswith("..") else rel
+    """The path relative to the working directory when below it, else as is."""
+    text = str(path)
+    if not os.path.isabs(text):
+        return text
+    cwd = os.getcwd()
+    prefix = cwd if cwd.endswith(os.sep) else cwd + os.sep
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+def _walk_cards(top: Path) -> list[Path]:
+    """``card.yaml`` files below ``top``, sorted; never descends into ``revisions/``
+    (where ``dvc pull`` puts a revision's files) or hidden directories (.git, .dvc)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames[:] = [d for d in dirnames if d != REVISIONS_DIR and not d.startswith(".")]
+        if CARD_FILE in filenames:
+            found.append(Path(dirpath, CARD_FILE))
+    return sorted(found)
 
 
 class _Collector:
@@ -188,10 +201,7 @@ def find_cards(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], lis
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = sorted(
-                x for x in p.rglob(CARD_FILE) if REVISIONS_DIR not in x.parent.parts[-2:]
-            )
-            cards.extend(found)
+            cards.extend(_walk_cards(p))
             continue
         if p.is_file():
             if p.name == CARD_FILE:
@@ -214,7 +224,7 @@ def find_cards(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], lis
                 )
             continue
         problems.append(Problem(_display(p), 1, 1, (), "no such file or directory", rule="layout"))
-    unique = list(dict.fromkeys(c.resolve() for c in cards))
+    unique = list(dict.fromkeys(Path(os.path.abspath(c)) for c in cards))
     return unique, problems
 
 
@@ -567,43 +577,38 @@ def _check_revision_files(
     nfiles = 0
     card_col = _Collector(doc.path, doc)
 
-    # Anything in the entry directory that is not ours.
-    for child in sorted(entry.dir.iterdir()):
-        if child.name in (CARD_FILE, REVISIONS_DIR):
+    # One scandir per directory: entries can number in the tens of thousands.
+    entry_listing = _scan(entry.dir)
+    for child, is_dir in entry_listing.items():
+        if child in (CARD_FILE, REVISIONS_DIR):
             continue
         card_col.add(
             (),
-            f"unexpected {'directory' if child.is_dir() else 'file'} "
-            f"{_display(child)}: an entry holds {CARD_FILE} and {REVISIONS_DIR}/ only",
+            f"unexpected {'directory' if is_dir else 'file'} "
+            f"{_display(entry.dir / child)}: an entry holds {CARD_FILE} and {REVISIONS_DIR}/ only",
             rule="layout",
             severity="warning",
         )
-    if entry.revisions_dir.is_dir():
-        for child in sorted(entry.revisions_dir.iterdir()):
-            n = child.name
-            owner = (
-                n[: -len(POINTER_SUFFIX)]
-                if n.endswith(POINTER_SUFFIX)
-                else n[: -len(MANIFEST_SUFFIX)]
-                if n.endswith(MANIFEST_SUFFIX)
-                else None
+    rev_listing = _scan(entry.revisions_dir) if entry_listing.get(REVISIONS_DIR) else {}
+    for child, is_dir in rev_listing.items():
+        if child == ".gitignore" or (is_dir and child in names):
+            continue  # dvc's ignore file; a revision pulled with `dvc pull`
+        owner = _generated_owner(child)
+        if owner is None or owner not in names:
+            card_col.add(
+                ("revisions",),
+                f"{_display(entry.revisions_dir / child)} belongs to no revision in the "
+                "card; remove it or add the revision",
+                rule="revision-files",
             )
-            if n == ".gitignore" or (child.is_dir() and n in names):
-                continue  # dvc's ignore file; a revision pulled with `dvc pull`
-            if owner is None or owner not in names:
-                card_col.add(
-                    ("revisions",),
-                    f"{_display(child)} belongs to no revision in the "
-                    "card; remove it or add the revision",
-                    rule="revision-files",
-                )
 
     for i, rev in enumerate(revisions):
         if not isinstance(rev, Mapping) or not isinstance(rev.get("name"), str):
             continue
         name = rev["name"]
         ptr_path, man_path = entry.pointer(name), entry.manifest(name)
-        has_ptr, has_man = ptr_path.is_file(), man_path.is_file()
+        has_ptr = rev_listing.get(ptr_path.name) is False  # present, and not a directory
+        has_man = rev_listing.get(man_path.name) is False
         if has_ptr != has_man:
             missing = man_path if has_ptr else ptr_path
             card_col.add(
@@ -621,6 +626,23 @@ def _check_revision_files(
             _check_pointer(ptr_path, name, manifest, problems)
     problems.extend(card_col.problems)
     return problems, nfiles
+
+
+def _scan(directory: Path) -> dict[str, bool]:
+    """Names in a directory, sorted, mapped to whether each is a directory."""
+    try:
+        with os.scandir(directory) as it:
+            return {e.name: e.is_dir() for e in sorted(it, key=lambda e: e.name)}
+    except OSError:
+        return {}
+
+
+def _generated_owner(filename: str) -> str | None:
+    """The revision a generated file belongs to, by its name (None: not a generated file)."""
+    for suffix in (POINTER_SUFFIX, MANIFEST_SUFFIX):
+        if filename.endswith(suffix):
+            return filename[: -len(suffix)]
+    return None
 
 
 def _check_manifest(path: Path, problems: list[Problem]) -> Manifest | None:

@@ -20,8 +20,10 @@ through the same loader and get line numbers for free.
 
 from __future__ import annotations
 
+import functools
+import json
+import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,30 +37,74 @@ MAX_BYTES = 4 * 1024 * 1024
 
 Pointer = tuple[str | int, ...]
 
-_INT_RE = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$|^0x[0-9a-fA-F_]+$|^0o[0-7_]+$")
-_FLOAT_RE = re.compile(
-    r"^[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?$|^[-+]?\.(inf|Inf|INF)$|^\.(nan|NaN|NAN)$"
-)
-_BOOL_WORDS = {"true": True, "false": False}
+# YAML 1.2 core-schema resolution of plain scalars (PyYAML implements YAML 1.1).
+_INT_RE = re.compile(r"[-+]?(0|[1-9][0-9_]*)|0x[0-9a-fA-F_]+|0o[0-7_]+")
+# (no leading zeros: "0755" stays a string rather than becoming 755.0)
+_FLOAT_RE = re.compile(r"[-+]?(\.[0-9]+|(0|[1-9][0-9_]*)(\.[0-9_]*)?)([eE][-+]?[0-9]+)?")
+_SPECIAL_FLOATS = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 
 _STR = "tag:yaml.org,2002:str"
 _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
-_KNOWN_SCALARS = {
-    _STR,
-    "tag:yaml.org,2002:int",
-    "tag:yaml.org,2002:float",
-    "tag:yaml.org,2002:bool",
-    "tag:yaml.org,2002:null",
-    "tag:yaml.org,2002:timestamp",
+_PLAIN = "tag:nlmr,2024:plain"  # an untagged plain scalar, resolved by _core_schema
+_EXPLICIT_SCALARS: dict[str, type] = {
+    "tag:yaml.org,2002:int": int,
+    "tag:yaml.org,2002:float": float,
+    "tag:yaml.org,2002:bool": bool,
+    "tag:yaml.org,2002:null": type(None),
 }
 
 try:  # the C parser is ~10x faster; fall back when libyaml is missing
-    _Loader: type = yaml.CSafeLoader
+    _Base: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - depends on the PyYAML build
-    _Loader = yaml.SafeLoader
+    _Base = yaml.SafeLoader
 
-_constructor = yaml.SafeLoader("")
+
+class _Loader(_Base):  # type: ignore[misc]
+    """Composes nodes only; tags untagged scalars as str (quoted) or plain.
+
+    PyYAML's resolver (YAML 1.1, run in Python for every scalar) is both slow
+    and wrong for us (``no`` → False), so we resolve plain scalars ourselves.
+    """
+
+    # Path-based resolvers are never registered; skipping their bookkeeping (called
+    # from C for every node) saves a tenth of the parse time.
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode:
+            return _PLAIN if implicit[0] else _STR
+        return _SEQ if kind is yaml.SequenceNode else _MAP
+
+
+def _core_schema(text: str) -> Any:
+    """A plain scalar's value under the YAML 1.2 core schema (dates stay strings)."""
+    if text in _NULLS:
+        return None
+    if text in _BOOLS:
+        return _BOOLS[text]
+    if _INT_RE.fullmatch(text):
+        return int(text, 0)
+    if _FLOAT_RE.fullmatch(text):
+        return float(text.replace("_", ""))
+    special = _SPECIAL_FLOATS.get(text.lower())
+    return special if special is not None else text
+
+
+# pointer → the YAML node of the value, and pointer → the node of the key naming it.
+# Nodes, not (line, col) tuples: turning marks into tuples for every value of every
+# card costs more than parsing; positions are only needed when there is a problem.
+Positions = tuple[dict[Pointer, yaml.Node], dict[Pointer, yaml.Node]]
+
+
+def _at(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
 
 
 @dataclass(frozen=True)
@@ -68,26 +114,37 @@ class Document:
     Attributes:
         path: the file, as given (used in messages).
         data: the plain Python value (dicts, lists, str, int, float, bool, None).
-        marks: pointer → (line, col) of the value node, 1-based.
-        key_marks: pointer → (line, col) of the mapping key naming it.
+        text: the source text.
+        positions: the YAML nodes of values and keys by pointer. JSON files parsed on
+            the fast path leave it None; it is then computed on first use.
     """
 
     path: str
     data: Any
-    marks: Mapping[Pointer, tuple[int, int]] = field(repr=False)
-    key_marks: Mapping[Pointer, tuple[int, int]] = field(repr=False)
+    text: str = field(repr=False)
+    positions: Positions | None = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def _positions(self) -> Positions:
+        if self.positions is not None:
+            return self.positions
+        try:
+            return _parse(self.text, self.path)[1]
+        except CardError:  # valid JSON that YAML will not read: no positions, but no crash
+            return {}, {}
 
     def locate(self, pointer: Pointer, *, key: bool = False) -> tuple[int, int]:
         """Line and column of a pointer, or of its nearest existing ancestor."""
-        table = self.key_marks if key else self.marks
+        marks, key_marks = self._positions
+        table = key_marks if key else marks
         p = tuple(pointer)
         while p:
             if p in table:
-                return table[p]
-            if p in self.marks:
-                return self.marks[p]
+                return _at(table[p])
+            if p in marks:
+                return _at(marks[p])
             p = p[:-1]
-        return self.marks.get((), (1, 1))
+        return _at(marks[()]) if () in marks else (1, 1)
 
 
 def _check_bytes(path: str, raw: bytes) -> str:
@@ -125,7 +182,38 @@ def load_path(path: str | Path, *, display: str | None = None) -> Document:
             raw = fh.read(MAX_BYTES + 1)
     except OSError as exc:
         raise CardError(name, f"cannot read: {exc.strerror or exc}") from exc
-    return load_text(_check_bytes(name, raw), path=name)
+    text = _check_bytes(name, raw)
+    if name.endswith(".json"):
+        data = _fast_json(text)
+        if data is not _NOT_JSON:
+            return Document(path=name, data=data, text=text)
+    return load_text(text, path=name)
+
+
+_NOT_JSON = object()
+
+
+class _Reject(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _Reject("duplicate key")
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise _Reject(name)
+
+
+def _fast_json(text: str) -> Any:
+    """Strict JSON via the C parser; ``_NOT_JSON`` when the YAML path must decide (and locate)."""
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
 
 
 def load_text(text: str, *, path: str) -> Document:
@@ -134,6 +222,11 @@ def load_text(text: str, *, path: str) -> Document:
     Raises:
         CardError: on any syntax error or refused feature, located at its line.
     """
+    data, positions = _parse(text, path)
+    return Document(path=path, data=data, text=text, positions=positions)
+
+
+def _parse(text: str, path: str) -> tuple[Any, Positions]:
     try:
         loader = _Loader(text)
         try:
@@ -158,20 +251,20 @@ def load_text(text: str, *, path: str) -> Document:
         raise CardError(path, "empty file")
     builder = _Builder(path)
     data = builder.build(node, ())
-    return Document(path=path, data=data, marks=builder.marks, key_marks=builder.key_marks)
+    return data, (builder.marks, builder.key_marks)
 
 
 class _Builder:
     def __init__(self, path: str) -> None:
         self.path = path
-        self.marks: dict[Pointer, tuple[int, int]] = {}
-        self.key_marks: dict[Pointer, tuple[int, int]] = {}
+        self.marks: dict[Pointer, yaml.Node] = {}
+        self.key_marks: dict[Pointer, yaml.Node] = {}
         self._seen: set[int] = set()
 
     def _alias_line(self, pointer: Pointer) -> int:
         # the alias itself has no node of its own: use the key (or list parent) naming it
-        mark = self.key_marks.get(pointer) or self.marks.get(pointer[:-1], (1, 1))
-        return mark[0]
+        node = self.key_marks.get(pointer) or self.marks.get(pointer[:-1])
+        return _at(node)[0] if node is not None else 1
 
     def _fail(self, node: yaml.Node, pointer: Pointer, message: str) -> CardError:
         m = node.start_mark
@@ -190,30 +283,28 @@ class _Builder:
                 line=self._alias_line(pointer),
             )
         self._seen.add(id(node))
-        self.marks[pointer] = (node.start_mark.line + 1, node.start_mark.column + 1)
-        if isinstance(node, yaml.MappingNode):
+        self.marks[pointer] = node
+        kind = type(node)
+        if kind is yaml.MappingNode:
             if node.tag != _MAP:
                 raise self._fail(node, pointer, f"unsupported YAML tag {node.tag}")
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    raise self._fail(key_node, pointer, "YAML merge keys (<<) are not allowed")
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _KNOWN_SCALARS:
+                if type(key_node) is not yaml.ScalarNode or key_node.tag not in (_PLAIN, _STR):
                     raise self._fail(key_node, pointer, "mapping keys must be plain strings")
+                if key_node.tag == _PLAIN and key_node.value == "<<":
+                    raise self._fail(key_node, pointer, "YAML merge keys (<<) are not allowed")
                 key = key_node.value
                 child = (*pointer, key)
                 if key in out:
-                    first = self.key_marks[child]
+                    first = _at(self.key_marks[child])[0]
                     raise self._fail(
-                        key_node, child, f"duplicate key {key!r} (first defined on line {first[0]})"
+                        key_node, child, f"duplicate key {key!r} (first defined on line {first})"
                     )
-                self.key_marks[child] = (
-                    key_node.start_mark.line + 1,
-                    key_node.start_mark.column + 1,
-                )
+                self.key_marks[child] = key_node
                 out[key] = self.build(value_node, child)
             return out
-        if isinstance(node, yaml.SequenceNode):
+        if kind is yaml.SequenceNode:
             if node.tag != _SEQ:
                 raise self._fail(node, pointer, f"unsupported YAML tag {node.tag}")
             return [self.build(item, (*pointer, i)) for i, item in enumerate(node.value)]
@@ -222,17 +313,16 @@ class _Builder:
 
     def _scalar(self, node: yaml.ScalarNode, pointer: Pointer) -> Any:
         tag, text = node.tag, node.value
-        if tag not in _KNOWN_SCALARS:
+        if tag == _PLAIN:
+            return _core_schema(text)
+        if tag in (_STR, "tag:yaml.org,2002:timestamp"):
+            return text  # quoted, block, !!str or !!timestamp: keep the text
+        expected = _EXPLICIT_SCALARS.get(tag)
+        if expected is None:
             raise self._fail(node, pointer, f"unsupported YAML tag {tag}")
-        # The C composer marks plain scalars with style "" and the Python one with None.
-        if node.style or tag in (_STR, "tag:yaml.org,2002:timestamp"):
-            return text  # quoted, block, or explicitly a string/date: keep the text
-        if tag == "tag:yaml.org,2002:null":
-            return None
-        if tag == "tag:yaml.org,2002:bool":
-            return _BOOL_WORDS.get(text.lower(), text)  # yes/no/on/off stay strings
-        if tag == "tag:yaml.org,2002:int":
-            return _constructor.construct_yaml_int(node) if _INT_RE.match(text) else text
-        if _FLOAT_RE.match(text):  # float
-            return _constructor.construct_yaml_float(node)
-        return text
+        value = _core_schema(text)
+        if expected is float and type(value) in (int, float):
+            return float(value)
+        if type(value) is expected:
+            return value
+        raise self._fail(node, pointer, f"{text!r} is not a valid {tag.rsplit(':', 1)[1]}")

@@ -94,3 +94,27 @@ def test_bom_and_json_are_accepted(tmp_path: Path) -> None:
     doc = load_path(p)
     assert doc.data == {"files": [{"path": "a"}]}
     assert doc.locate(("files", 0, "path")) == (3, 14)
+
+
+def test_explicit_tags() -> None:
+    doc = load_text("a: !!str 12\nb: !!int '7'\nc: !!float 2\nd: !!null ''\n", path="f.yaml")
+    assert doc.data == {"a": "12", "b": 7, "c": 2.0, "d": None}
+    with pytest.raises(CardError, match="is not a valid int") as info:
+        load_text("a: 1\nb: !!int seven\n", path="f.yaml")
+    assert info.value.line == 2
+
+
+def test_json_fast_path_keeps_strictness_and_positions(tmp_path: Path) -> None:
+    dup = tmp_path / "d.json"
+    dup.write_text('{\n  "a": 1,\n  "a": 2\n}\n')
+    with pytest.raises(CardError, match="duplicate key") as info:
+        load_path(dup)
+    assert info.value.line == 3
+    nan = tmp_path / "n.json"
+    nan.write_text('{"a": NaN}')
+    assert load_path(nan).data == {"a": "NaN"}  # not a number: the schema will say so
+    ok = tmp_path / "ok.json"
+    ok.write_text('{\n  "a": {\n    "b": [1, 2]\n  }\n}\n')
+    doc = load_path(ok)
+    assert doc.positions is None  # parsed by json; positions computed on demand
+    assert doc.locate(("a", "b", 1)) == (3, 14)
