@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from nlmr.cli._options import registry_option
+
 
 @click.group()
 def card() -> None:
@@ -12,12 +14,7 @@ def card() -> None:
 
 @card.command("export")
 @click.argument("entry_id")
-@click.option(
-    "--registry",
-    "registry_dir",
-    type=click.Path(file_okay=False, path_type=str),
-    help="Registry checkout (default: NLMR_REGISTRY or ./registry).",
-)
+@registry_option
 @click.option(
     "-o",
     "--output",
@@ -53,12 +50,7 @@ def export(entry_id: str, registry_dir: str | None, output: str | None) -> None:
     type=click.Choice(["model", "dataset"]),
     help="Card type (default: from the README's nlmr: block, else model).",
 )
-@click.option(
-    "--registry",
-    "registry_dir",
-    type=click.Path(file_okay=False, path_type=str),
-    help="Registry checkout (default: NLMR_REGISTRY or ./registry).",
-)
+@registry_option
 @click.option("--force", is_flag=True, help="Replace an existing card.yaml.")
 @click.option("--dry-run", is_flag=True, help="Print the card instead of writing it.")
 def import_(

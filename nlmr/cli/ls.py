@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import click
 
+from nlmr.cli._options import registry_option
 from nlmr.cli._output import echo_json, table
 
 
 @click.command()
 @click.argument("pattern", required=False)
-@click.option(
-    "--registry",
-    "registry_dir",
-    type=click.Path(file_okay=False, path_type=str),
-    help="Registry checkout (default: NLMR_REGISTRY or ./registry).",
-)
+@registry_option
 @click.option("--type", "kind", type=click.Choice(["model", "dataset"]), help="Only this kind.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def ls(pattern: str | None, registry_dir: str | None, kind: str | None, as_json: bool) -> int:
