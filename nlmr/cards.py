@@ -53,6 +53,15 @@ class Deprecated:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Conversion:
+    """Pickle weights that ``nlmr add`` converted to safetensors (the pickles are not uploaded)."""
+
+    pickles: tuple[str, ...]
+    safetensors: tuple[str, ...]
+    tool: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Revision:
     """One revision of an entry. Stored revisions have a pointer and a manifest beside the card."""
 
@@ -61,6 +70,7 @@ class Revision:
     date: str | None = None
     default: bool = False
     source: Source | None = None
+    converted: Conversion | None = None
     yanked: Yanked | None = None
     deprecated: Deprecated | None = None
 
@@ -164,6 +174,7 @@ class ModelCard(Card):
     framework: str | None = None
     task: str | None = None
     parameters: int | None = None
+    tokenizer: bool | None = None
     base_model: str | tuple[str, ...] | None = None
     training_data: tuple[TrainingData, ...] = ()
     evaluation: tuple[Mapping[str, Any], ...] = ()

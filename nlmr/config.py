@@ -13,6 +13,11 @@ from pathlib import Path
 ENVIRONMENT: dict[str, str] = {
     "NLMR_DEBUG": "Show full tracebacks instead of one-line error messages (1/true/yes).",
     "NLMR_REGISTRY": "Path of the registry checkout (the directory holding models/ and datasets/).",
+    "NLMR_REMOTE": "Store URL to use instead of the registry's DVC remote "
+    "(s3://bucket/prefix or a path).",
+    "NLMR_ENDPOINT_URL": "S3 endpoint for NLMR_REMOTE (also read: the DVC remote's endpointurl, "
+    "then AWS_ENDPOINT_URL).",
+    "NLMR_JOBS": "Concurrent transfers (default 8).",
 }
 
 
@@ -40,3 +45,29 @@ def registry_path(explicit: str | os.PathLike[str] | None = None) -> Path:
         return Path(explicit)
     value = _env("NLMR_REGISTRY")
     return Path(value) if value else Path("registry")
+
+
+def remote_url() -> str | None:
+    """``NLMR_REMOTE``, when set."""
+    return _env("NLMR_REMOTE")
+
+
+def endpoint_url() -> str | None:
+    """``NLMR_ENDPOINT_URL``, when set."""
+    return _env("NLMR_ENDPOINT_URL")
+
+
+def jobs(explicit: int | None = None) -> int:
+    """Concurrent transfers: the explicit value, else ``NLMR_JOBS``, else 8.
+
+    Raises:
+        ValueError: ``NLMR_JOBS`` is not a positive integer.
+    """
+    if explicit is not None:
+        return explicit
+    value = _env("NLMR_JOBS")
+    if value is None:
+        return 8
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"NLMR_JOBS must be a positive integer, not {value!r}")
+    return int(value)

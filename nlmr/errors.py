@@ -88,3 +88,54 @@ class OutputExistsError(NlmrError, FileExistsError):
     def __init__(self, path: str) -> None:
         self.path = path
         super().__init__(f"{path} already exists", hint="pass --force to replace it")
+
+
+class IntegrityError(NlmrError):
+    """Bytes do not match what a manifest or pointer promises.
+
+    Attributes:
+        path: the file (relative path inside the revision) or object key.
+        expected, actual: the two digests or sizes that disagree.
+    """
+
+    def __init__(self, path: str, expected: str, actual: str, *, what: str = "sha256") -> None:
+        self.path = path
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"{path}: {what} mismatch: expected {expected}, got {actual}")
+
+
+class RemoteConfigError(NlmrError):
+    """No usable remote: none configured, or the configuration is malformed."""
+
+
+class StoreError(NlmrError):
+    """An object store operation failed.
+
+    Attributes:
+        url: the store (never with credentials).
+        key: the object, when the error concerns one.
+    """
+
+    def __init__(
+        self, message: str, *, url: str = "", key: str | None = None, hint: str | None = None
+    ) -> None:
+        self.url = url
+        self.key = key
+        super().__init__(message, hint=hint)
+
+
+class ObjectNotFoundError(StoreError, FileNotFoundError):
+    """The object (or bucket) does not exist."""
+
+
+class StoreAccessError(StoreError, PermissionError):
+    """The store refused: missing or wrong credentials, or no permission."""
+
+
+class StoreUnavailableError(StoreError, ConnectionError):
+    """The store cannot be reached or failed transiently; retrying may help."""
+
+
+class UsageError(NlmrError, ValueError):
+    """An argument the user gave is not acceptable (the CLI exits with 2)."""

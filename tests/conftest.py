@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import seaweedfs
 
 from nlmr.cards import card_to_yaml
 from nlmr.dvcfile import DvcPointer
@@ -154,3 +158,71 @@ def run_cli() -> Callable[..., tuple[int, str, str]]:
         return code, out.decode(), err.decode()
 
     return invoke
+
+
+# --- real S3 (SeaweedFS) and tiny real models ---------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One SeaweedFS server per test session (per xdist worker)."""
+    with seaweedfs.running(tmp_path_factory.mktemp("weed")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3(seaweed: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
+    """A fresh bucket on the session's server, and AWS settings pointing at it."""
+    for key, value in seaweedfs.s3_env(seaweed).items():
+        if key.startswith(("AWS_", "S3_")):
+            monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    return seaweed, seaweed.new_bucket()
+
+
+def write_dvc_config(registry_root: Path, url: str, endpoint: str | None = None) -> None:
+    """A .dvc/config as `dvc remote add -d storage URL` (+ endpointurl) writes it."""
+    dvc = registry_root / ".dvc"
+    dvc.mkdir(parents=True, exist_ok=True)
+    text = f"[core]\n    remote = storage\n['remote \"storage\"']\n    url = {url}\n"
+    if endpoint:
+        text += f"    endpointurl = {endpoint}\n"
+    (dvc / "config").write_text(text)
+
+
+TINY_MODEL_SCRIPT = """
+import os, sys, torch
+from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+out, pickled = sys.argv[1], sys.argv[2]
+torch.manual_seed(0)
+cfg = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                 intermediate_size=37, max_position_embeddings=64)
+model = BertForMaskedLM(cfg)
+model.save_pretrained(out)
+vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(95)]
+with open(os.path.join(out, "vocab.txt"), "w") as fh:
+    fh.write("\\n".join(vocab) + "\\n")
+BertTokenizerFast(vocab_file=os.path.join(out, "vocab.txt")).save_pretrained(out)
+os.makedirs(pickled, exist_ok=True)
+for name in os.listdir(out):
+    if name != "model.safetensors":
+        with open(os.path.join(out, name), "rb") as src:
+            data = src.read()
+        with open(os.path.join(pickled, name), "wb") as dst:
+            dst.write(data)
+torch.save(model.state_dict(), os.path.join(pickled, "pytorch_model.bin"))
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny real BERT (save_pretrained) and the same weights as a pytorch_model.bin pickle."""
+    base = tmp_path_factory.mktemp("tiny")
+    out, pickled = base / "tiny-bert", base / "tiny-bert-pickle"
+    subprocess.run(
+        [sys.executable, "-c", TINY_MODEL_SCRIPT, str(out), str(pickled)],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    return out, pickled

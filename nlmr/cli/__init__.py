@@ -11,7 +11,9 @@ from __future__ import annotations
 import click
 
 from nlmr import __version__
+from nlmr.cli import add as _add
 from nlmr.cli import card as _card
+from nlmr.cli import check_remote as _check_remote
 from nlmr.cli import demo as _demo
 from nlmr.cli import ls as _ls
 from nlmr.cli import validate as _validate
@@ -30,6 +32,8 @@ def cli() -> None:
 
 
 cli.add_command(_validate.validate)
+cli.add_command(_add.add)
+cli.add_command(_check_remote.check_remote)
 cli.add_command(_ls.ls)
 cli.add_command(_card.card)
 cli.add_command(_demo.demo)

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from nlmr.errors import NlmrError
+from nlmr.errors import NlmrError, UsageError
 
 
 def _say(message: str, hint: str | None = None) -> None:
@@ -39,7 +39,7 @@ def run(command: click.Command, argv: list[str] | None = None) -> None:
         if debug:
             raise
         _say(exc.message, exc.hint)
-        sys.exit(1)
+        sys.exit(2 if isinstance(exc, UsageError) else 1)
     except OSError as exc:  # a disk or permission problem the library did not anticipate
         if debug:
             raise
