@@ -140,7 +140,7 @@ class S3Store(ObjectStore):
                 kwargs["aws_session_token"] = credentials["session_token"]
         options: dict[str, Any] = {
             "max_pool_connections": self.jobs * 2,
-            "retries": {"max_attempts": 8, "mode": "standard"},
+            "retries": {"max_attempts": 4, "mode": "standard"},
             "connect_timeout": 10,
             "read_timeout": 60,
         }
@@ -163,7 +163,9 @@ class S3Store(ObjectStore):
             meta = self._client.head_object(Bucket=self.bucket, Key=self._key(key))
         except Exception as exc:
             err = translate(exc, self.url, key)
-            if isinstance(err, ObjectNotFoundError) and "bucket" not in err.message:
+            if isinstance(err, ObjectNotFoundError):
+                # a HEAD response has no body: a missing key and a missing bucket look the
+                # same here; writes report a missing bucket explicitly
                 return None
             raise err from exc
         return int(meta["ContentLength"])

@@ -1,0 +1,85 @@
+"""nlmr.store: the same behaviour from a local directory and a real S3 server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nlmr.errors import (
+    IntegrityError,
+    ObjectNotFoundError,
+    RemoteConfigError,
+    StoreUnavailableError,
+)
+from nlmr.store import Upload, dir_key, file_key, open_store
+from nlmr.store.s3 import MAX_PARTS, MIN_PART, part_size
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    if request.param == "local":
+        return open_store(str(tmp_path / "store"))
+    server, bucket = request.getfixturevalue("s3")
+    return open_store(f"s3://{bucket}/prefix", endpoint_url=server.endpoint)
+
+
+def test_round_trip(store: Any, tmp_path: Path) -> None:
+    files = []
+    for i, size in enumerate([0, 10, 3 * 1024 * 1024 + 1]):
+        p = tmp_path / f"f{i}"
+        p.write_bytes(bytes([i]) * size)
+        files.append(Upload(f"files/md5/0{i}/x", p, size))
+    seen: list[int] = []
+    store.put_files(files, jobs=3, on_bytes=seen.append)
+    assert sum(seen) == sum(f.size for f in files)
+    assert store.heads([f.key for f in files]) == {f.key: f.size for f in files}
+    assert store.get_bytes("files/md5/01/x") == b"\x01" * 10
+    assert b"".join(store.iter_chunks("files/md5/02/x", 1 << 20)) == b"\x02" * (3 * 1024 * 1024 + 1)
+    store.put_bytes("files/md5/aa/b.dir", b"[]")
+    assert store.head("files/md5/aa/b.dir") == 2
+    store.delete("files/md5/aa/b.dir")
+    store.delete("files/md5/aa/b.dir")  # deleting twice is fine
+    assert store.head("files/md5/aa/b.dir") is None
+    with pytest.raises(ObjectNotFoundError) as info:
+        store.get_bytes("files/md5/ff/missing")
+    assert info.value.key == "files/md5/ff/missing"
+    with pytest.raises(ObjectNotFoundError):
+        list(store.iter_chunks("files/md5/ff/missing"))
+
+
+def test_size_is_verified_after_upload(store: Any, tmp_path: Path) -> None:
+    p = tmp_path / "f"
+    p.write_bytes(b"12345")
+    with pytest.raises(IntegrityError, match="size mismatch"):
+        store.put_files([Upload("files/md5/00/y", p, 6)])
+
+
+def test_keys_follow_dvc() -> None:
+    md5 = "0123456789abcdef0123456789abcdef"
+    assert file_key(md5) == "files/md5/01/23456789abcdef0123456789abcdef"
+    assert dir_key(md5 + ".dir") == "files/md5/01/23456789abcdef0123456789abcdef.dir"
+    with pytest.raises(ValueError):
+        file_key("../../etc/passwd")
+
+
+def test_part_size_stays_within_s3_limits() -> None:
+    assert part_size(1) == MIN_PART
+    for size in (10**9, 800 * 10**9, 5 * 10**12):
+        assert size / part_size(size) <= MAX_PARTS
+
+
+def test_errors_are_translated(s3: tuple[Any, str]) -> None:
+    server, _ = s3
+    missing = open_store("s3://no-such-bucket-here/x", endpoint_url=server.endpoint)
+    assert missing.head("files/md5/00/x") is None
+    with pytest.raises(ObjectNotFoundError, match="bucket does not exist") as info:
+        missing.get_bytes("files/md5/00/x")
+    assert info.value.hint and "create it" in info.value.hint
+    dead = open_store("s3://b/x", endpoint_url="http://127.0.0.1:9")  # nothing listens on 9
+    with pytest.raises(StoreUnavailableError, match="cannot reach the store") as info:
+        dead.get_bytes("k")
+    assert info.value.__cause__ is not None and "test" not in str(info.value)
+    with pytest.raises(RemoteConfigError, match="unsupported remote scheme"):
+        open_store("gs://bucket")
