@@ -17,7 +17,8 @@ OLD = "a" * 40
         "id: a/b\ntitle: x  # keep me\n",
         "id: a/b\ntitle: x",
         "id: a/b\nrevisions: []\ntitle: x\n",
-        f"id: a/b\nrevisions:\n- name: main  # first\n  id: {OLD}\n  default: true\n# note\ntitle: x\n",
+        f"id: a/b\nrevisions:\n- name: main  # first\n  id: {OLD}\n  default: true\n"
+        "# note\ntitle: x\n",
         f"id: a/b\nrevisions:\n  - name: main\n    id: {OLD}\n    default: true\n",
         f"id: a/b\nrevisions: [{{name: main, id: '{OLD}', default: true}}]\n",
     ],
