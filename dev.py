@@ -62,7 +62,7 @@ def ensure_venv(extras: str) -> None:
 
 
 def demo(args: list[str]) -> None:
-    ensure_venv("")
+    ensure_venv("hf")  # the demo builds and loads a tiny real model
     _run(BIN / "nlmr", "demo", *args)
 
 

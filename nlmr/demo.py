@@ -1,16 +1,29 @@
-"""The main job on an embedded default: what ``nlmr demo`` (and README's first command) runs.
+"""The main job on an embedded default: what ``nlmr demo`` (and the README's first command) runs.
 
-It grows with each capability; today: validate the registry, list it, and
-round-trip every card through a Hugging Face README.
+It grows with each capability. Today:
+
+1. validate the sample registry;
+2. list the catalogue;
+3. round-trip every card through a Hugging Face README;
+4. build a tiny real BERT with transformers (no download), ``nlmr add`` it to a copy of the
+   registry with a local store, validate again and ``check-remote --deep`` it.
+
+Everything the demo writes goes under its work directory (``./nlmr-demo`` by default).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from nlmr.errors import RegistryNotFoundError
+
+Echo = Callable[[str], object]
 
 
 @dataclass(frozen=True)
@@ -19,6 +32,7 @@ class DemoResult:
     registry: Path
     cards: int
     round_trips: int
+    added: str | None
 
 
 def default_registry() -> Path:
@@ -27,36 +41,65 @@ def default_registry() -> Path:
     for candidate in (here.parent / "registry", here / "_registry"):
         if (candidate / "models").is_dir() or (candidate / "datasets").is_dir():
             return candidate
-    raise RegistryNotFoundError(
-        "no sample registry found in this installation", hint="pass --registry DIR"
-    )
+    raise RegistryNotFoundError("no sample registry found in this installation",
+                                hint="pass --registry DIR")
 
 
-def run_demo(registry: str | Path | None, *, echo: Callable[[str], object] = print) -> DemoResult:
-    """Run every step, printing what happens; never stops at the first failure."""
-    from nlmr.cli._output import table
+_TINY_MODEL = """
+import os, sys, torch
+from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+out = sys.argv[1]
+torch.manual_seed(0)
+cfg = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                 intermediate_size=37, max_position_embeddings=64)
+BertForMaskedLM(cfg).save_pretrained(out)
+vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(95)]
+with open(os.path.join(out, "vocab.txt"), "w") as fh:
+    fh.write("\\n".join(vocab) + "\\n")
+BertTokenizerFast(vocab_file=os.path.join(out, "vocab.txt")).save_pretrained(out)
+"""
+
+
+def build_tiny_model(out: Path) -> bool:
+    """Write a tiny random BERT with its tokenizer (needs torch + transformers); False if absent."""
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        return False
+    # a child process keeps torch out of this one (and its threads out of our timings)
+    subprocess.run([sys.executable, "-c", _TINY_MODEL, str(out)], check=True,
+                   capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return True
+
+
+def run_demo(registry: str | Path | None, *, workdir: str | Path = "nlmr-demo",
+             echo: Echo = print) -> DemoResult:
+    """Run every step, printing what happens; keeps going after a failed step."""
+    from nlmr.add import add
+    from nlmr.checkremote import check_remote
+    from nlmr.cli._output import human_bytes, table
     from nlmr.hfreadme import card_from_readme, render_readme
     from nlmr.listing import list_entries
     from nlmr.registry import Registry
     from nlmr.validate import validate
 
-    root = Path(registry) if registry else default_registry()
-    echo(f"== 1/3 validate {root}")
-    report = validate([root])
+    source = Path(registry) if registry else default_registry()
+    work = Path(workdir).resolve()
+    echo(f"== 1/4 validate {source}")
+    report = validate([source])
     for problem in report.problems:
         echo("  " + problem.format())
-    echo(
-        f"  {report.cards} card(s), {len(report.errors)} error(s), "
-        f"{len(report.warnings)} warning(s)"
-    )
+    echo(f"  {report.cards} card(s), {len(report.errors)} error(s), "
+         f"{len(report.warnings)} warning(s)")
 
-    echo("== 2/3 catalogue")
-    listing = list_entries(root)
+    echo("== 2/4 catalogue")
+    listing = list_entries(source)
     rows = [[e.id, e.type, ",".join(e.languages), e.license, e.status] for e in listing.entries]
     echo(table(["ID", "TYPE", "LANGUAGES", "LICENSE", "STATUS"], rows))
 
-    echo("== 3/3 card -> Hugging Face README.md -> card")
-    reg = Registry(root)
+    echo("== 3/4 card -> Hugging Face README.md -> card")
+    reg = Registry(source)
     same = 0
     for summary in listing.entries:
         card = reg.load(summary.id)
@@ -64,5 +107,33 @@ def run_demo(registry: str | Path | None, *, echo: Callable[[str], object] = pri
         same += back == card
         echo(f"  {summary.id}: {'identical' if back == card else 'DIFFERS'}")
     ok = report.ok() and not listing.invalid and same == len(listing.entries)
+
+    echo(f"== 4/4 nlmr add a tiny model to a copy of the registry ({work})")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    demo_registry = work / "registry"
+    shutil.copytree(source, demo_registry)
+    added = None
+    if not build_tiny_model(work / "tiny-bert"):
+        echo("  skipped: needs torch and transformers (pip install 'nlmr[hf]')")
+    else:
+        result = add(str(work / "tiny-bert"), "nlmr-demo/tiny-bert", registry=demo_registry,
+                     remote=str(work / "store"), progress=False, card_fields={
+                         "title": "Tiny BERT (demo)",
+                         "summary": "A tiny random BERT built by nlmr demo.",
+                         "license": "CC0-1.0", "languages": ["nb", "nn"],
+                         "creators": [{"name": "nlmr demo"}], "maintainers": ["nlmr-maintainers"]})
+        added = f"{result.entry_id}@{result.revision}"
+        echo(f"  added {added}: {result.files} files, {human_bytes(result.bytes)}, "
+             f"{len(result.uploaded)} objects uploaded to {result.remote}")
+        for path in result.written:
+            echo(f"  wrote {path}")
+        after = validate([demo_registry])
+        remote = check_remote([demo_registry / "models/nlmr-demo"], remote=str(work / "store"),
+                              deep=True)
+        echo(f"  validate: {len(after.errors)} error(s); check-remote --deep: "
+             f"{'ok' if remote.ok else [p.format() for p in remote.problems]}")
+        ok = ok and after.ok() and remote.ok and not result.problems
     echo("demo " + ("succeeded" if ok else "found problems (see above)"))
-    return DemoResult(ok, root, report.cards, same)
+    return DemoResult(ok, source, report.cards, same, added)

@@ -127,9 +127,11 @@ def test_export_unknown_entry(run_cli, registry: RegistryBuilder) -> None:
     assert code == 1 and "acme/nope: no card" in err and "Traceback" not in err
 
 
-def test_demo(run_cli) -> None:
-    code, out, _ = run_cli("demo")
+def test_demo(run_cli, tmp_path: Path) -> None:
+    code, out, _ = run_cli("demo", "--workdir", str(tmp_path / "demo"))
     assert code == 0 and "demo succeeded" in out and "DIFFERS" not in out
+    assert "added nlmr-demo/tiny-bert@main" in out and "check-remote --deep: ok" in out
+    assert (tmp_path / "demo/registry/models/nlmr-demo/tiny-bert/card.yaml").is_file()
 
 
 def _python(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,16 +80,32 @@ def test_cache_snapshot_and_repo_dir(tmp_path: Path, tiny_model: tuple[Path, Pat
         open_source(str(snap.parent.parent), revision="v9")
 
 
+HUB_SCRIPT = """
+import json
+from nlmr.errors import NotFoundError
+from nlmr.sources import open_source
+tree = open_source("acme/tiny")
+try:
+    open_source("acme/absent")
+    absent = "found?!"
+except NotFoundError as exc:
+    absent = exc.message
+print(json.dumps([tree.upstream_repo, tree.upstream_commit, absent]))
+"""
+
+
 def test_hub_id_resolves_through_huggingface_hub_offline(
-    tmp_path: Path, tiny_model: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_model: tuple[Path, Path]
 ) -> None:
+    # huggingface_hub reads HF_HUB_CACHE/HF_HUB_OFFLINE when imported: use a fresh process
     make_hf_cache(tiny_model[0], tmp_path / "hub")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    tree = open_source("acme/tiny")
-    assert (tree.upstream_repo, tree.upstream_commit) == ("acme/tiny", COMMIT)
-    with pytest.raises(NotFoundError, match="not in the local Hugging Face cache"):
-        open_source("acme/absent")
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", HUB_SCRIPT], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    repo, commit, absent = json.loads(out)
+    assert (repo, commit) == ("acme/tiny", COMMIT)
+    assert "not in the local Hugging Face cache" in absent
 
 
 def test_bad_sources(tmp_path: Path) -> None:
