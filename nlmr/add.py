@@ -18,7 +18,7 @@ import concurrent.futures
 import datetime
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,8 +35,8 @@ from nlmr.progress import Progress
 from nlmr.registry import EntryPaths, Registry, check_id
 from nlmr.remote import resolve_remote
 from nlmr.schemas import load_schema
-from nlmr.sources import SourceTree, open_source
-from nlmr.store import Upload, dir_key, file_key
+from nlmr.sources import SourceFile, SourceTree, open_source
+from nlmr.store import Upload, UploadResult, dir_key, file_key
 from nlmr.yamlio import load_path
 
 #: Above this many files, suggest sharding (DVC and S3 both slow down per object).
@@ -82,18 +82,46 @@ def _today() -> str:
     return datetime.datetime.now(datetime.timezone.utc).date().isoformat()
 
 
-def _hash_all(tree: SourceTree, jobs: int, progress: Progress) -> Manifest:
-    def one(item: Any) -> ManifestFile:
+def _hash_and_queue(
+    tree: SourceTree, jobs: int, progress: Progress, hashed: list[ManifestFile]
+) -> Iterator[Upload]:
+    """Hash every file (a few at a time), collect the manifest entries in ``hashed``, and
+    yield each distinct object to upload as soon as its digest is known."""
+
+    def one(item: SourceFile) -> tuple[ManifestFile, Path]:
         digests = hash_file(item.path)
         progress.update(digests.size)
-        return ManifestFile(
+        entry = ManifestFile(
             item.relpath, digests.size, digests.sha256, digests.md5, digests.git_sha1, item.lfs
         )
+        return entry, item.path
 
+    queued: set[str] = set()
     workers = max(1, min(jobs, os.cpu_count() or 1))
+    # largest first, so the longest uploads start earliest
+    order = sorted(tree.files, key=lambda f: -f.path.stat().st_size)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        files = list(pool.map(one, tree.files))
-    return Manifest(tuple(files))
+        for entry, path in pool.map(one, order):
+            hashed.append(entry)
+            key = file_key(entry.md5)
+            if key not in queued:
+                queued.add(key)
+                yield Upload(key, path, entry.size, entry.md5)
+
+
+def _check_revision_clash(
+    entry_id: str, name: str, rev_id: str, existing: list[Mapping[str, Any]]
+) -> None:
+    same = next((r for r in existing if r.get("name") == name), None)
+    if same and same.get("id") != rev_id:
+        raise UsageError(
+            f"{entry_id}@{name} already exists with other files (id {same.get('id')}); "
+            "published revisions never change",
+            hint="pass --revision NEWNAME",
+        )
+    clash = next((r for r in existing if r.get("id") == rev_id and r.get("name") != name), None)
+    if clash:
+        raise UsageError(f"these files are already {entry_id}@{clash.get('name')}")
 
 
 def _revision_name(tree: SourceTree, requested: str | None) -> str:
@@ -190,57 +218,48 @@ def add(
                 f"{len(tree.files):,} files: stores and DVC slow down per object; consider "
                 "sharding into fewer, larger files (parquet, jsonl.zst, tar)"
             )
-        total = sum(f.path.stat().st_size for f in tree.files)
-        with Progress(total, "hashing", enabled=progress) as bar:
-            manifest = _hash_all(tree, jobs, bar)
-        manifest = Manifest(manifest.files, auto_map(tree))
-        bad = path_problems([f.path for f in manifest.files])
+        bad = path_problems([f.relpath for f in tree.files])
         if bad:
             i, message = bad[0]
             raise UsageError(
-                f"{tree.root}: cannot add {manifest.files[i].path!r}: {message}",
+                f"{tree.root}: cannot add {tree.files[i].relpath!r}: {message}",
                 hint="rename or remove the file in the source",
             )
-
-        rev_id = tree.upstream_commit or manifest.derived_revision_id()
-        card_text = paths.card.read_text(encoding="utf-8") if paths.card.is_file() else None
         existing_revs = _existing_revisions(paths)
-        same = next((r for r in existing_revs if r.get("name") == name), None)
-        if same and same.get("id") != rev_id:
-            raise UsageError(
-                f"{entry_id}@{name} already exists with other files (id {same.get('id')}); "
-                "published revisions never change",
-                hint="pass --revision NEWNAME",
-            )
-        clash = next(
-            (r for r in existing_revs if r.get("id") == rev_id and r.get("name") != name), None
-        )
-        if clash:
-            raise UsageError(f"these files are already {entry_id}@{clash.get('name')}")
+        if tree.upstream_commit:  # the id is known before hashing: refuse early
+            _check_revision_clash(entry_id, name, tree.upstream_commit, existing_revs)
 
         remote_obj = resolve_remote(reg.root, url=remote, endpoint_url=endpoint_url)
         store = None if dry_run else remote_obj.open(jobs=jobs)
-        by_md5 = {f.md5: f for f in manifest.files}
-        sources = {f.relpath: f.path for f in tree.files}
-        keys = {file_key(md5): f for md5, f in by_md5.items()}
+        total = sum(f.path.stat().st_size for f in tree.files)
+        # Hashing feeds the uploads as it goes: a file is sent as soon as its md5 (its key)
+        # is known, while the next one is being read.
+        present = store.listing(len(tree.files), jobs=jobs) if store is not None else None
+        with (
+            Progress(total, "hashing", enabled=progress) as hbar,
+            Progress(total, "uploading", enabled=progress, position=1) as ubar,
+        ):
+            hashed: list[ManifestFile] = []
+            items = _hash_and_queue(tree, jobs, hbar, hashed)
+            if store is not None:
+                result = store.upload(items, jobs=jobs, present=present, on_bytes=ubar.update)
+            else:
+                result = UploadResult()
+                for _ in items:
+                    pass
+        manifest = Manifest(tuple(sorted(hashed, key=lambda f: f.path)), auto_map(tree))
+        rev_id = tree.upstream_commit or manifest.derived_revision_id()
+        _check_revision_clash(entry_id, name, rev_id, existing_revs)
+        same = next((r for r in existing_revs if r.get("name") == name), None)
+        card_text = paths.card.read_text(encoding="utf-8") if paths.card.is_file() else None
         pointer = DvcPointer.for_manifest(manifest, name)
-        dkey = dir_key(pointer.md5)
-        uploaded: list[str] = []
-        uploaded_bytes = 0
-        present = 0
-        if store is not None:
-            sizes = store.heads([*keys, dkey], jobs=jobs)
-            todo = [
-                Upload(k, sources[f.path], f.size) for k, f in keys.items() if sizes[k] != f.size
-            ]
-            todo.sort(key=lambda u: -u.size)
-            present = sum(1 for k in keys if sizes[k] == keys[k].size)
-            with Progress(sum(u.size for u in todo), "uploading", enabled=progress) as bar:
-                store.put_files(todo, jobs=jobs, on_bytes=bar.update)
-            uploaded += [u.key for u in todo]
-            uploaded_bytes += sum(u.size for u in todo)
+        uploaded = [u.key for u in result.uploaded]
+        uploaded_bytes = sum(u.size for u in result.uploaded)
+        n_present = len(result.present)
+        if store is not None:  # the directory object goes last: it vouches for every file
+            dkey = dir_key(pointer.md5)
             dir_bytes = manifest.dvc_dir_object()
-            if sizes[dkey] != len(dir_bytes):  # last: it vouches for every file above
+            if store.head(dkey) != len(dir_bytes):
                 store.put_bytes(dkey, dir_bytes)
                 arrived = store.head(dkey)
                 if arrived != len(dir_bytes):
@@ -248,7 +267,7 @@ def add(
                 uploaded.append(dkey)
                 uploaded_bytes += len(dir_bytes)
             else:
-                present += 1
+                n_present += 1
 
         revision_entry: dict[str, Any] = {"name": name, "id": rev_id, "date": _today()}
         default = make_default if make_default is not None else not existing_revs
@@ -305,7 +324,7 @@ def add(
         bytes=manifest.total_size,
         uploaded=tuple(uploaded),
         uploaded_bytes=uploaded_bytes,
-        present=present,
+        present=n_present,
         card_created=card_text is None,
         written=tuple(written),
         converted=revision_entry.get("converted"),

@@ -41,8 +41,9 @@ def default_registry() -> Path:
     for candidate in (here.parent / "registry", here / "_registry"):
         if (candidate / "models").is_dir() or (candidate / "datasets").is_dir():
             return candidate
-    raise RegistryNotFoundError("no sample registry found in this installation",
-                                hint="pass --registry DIR")
+    raise RegistryNotFoundError(
+        "no sample registry found in this installation", hint="pass --registry DIR"
+    )
 
 
 _TINY_MODEL = """
@@ -68,13 +69,18 @@ def build_tiny_model(out: Path) -> bool:
     except ImportError:
         return False
     # a child process keeps torch out of this one (and its threads out of our timings)
-    subprocess.run([sys.executable, "-c", _TINY_MODEL, str(out)], check=True,
-                   capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    subprocess.run(
+        [sys.executable, "-c", _TINY_MODEL, str(out)],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     return True
 
 
-def run_demo(registry: str | Path | None, *, workdir: str | Path = "nlmr-demo",
-             echo: Echo = print) -> DemoResult:
+def run_demo(
+    registry: str | Path | None, *, workdir: str | Path = "nlmr-demo", echo: Echo = print
+) -> DemoResult:
     """Run every step, printing what happens; keeps going after a failed step."""
     from nlmr.add import add
     from nlmr.checkremote import check_remote
@@ -90,8 +96,10 @@ def run_demo(registry: str | Path | None, *, workdir: str | Path = "nlmr-demo",
     report = validate([source])
     for problem in report.problems:
         echo("  " + problem.format())
-    echo(f"  {report.cards} card(s), {len(report.errors)} error(s), "
-         f"{len(report.warnings)} warning(s)")
+    echo(
+        f"  {report.cards} card(s), {len(report.errors)} error(s), "
+        f"{len(report.warnings)} warning(s)"
+    )
 
     echo("== 2/4 catalogue")
     listing = list_entries(source)
@@ -118,22 +126,36 @@ def run_demo(registry: str | Path | None, *, workdir: str | Path = "nlmr-demo",
     if not build_tiny_model(work / "tiny-bert"):
         echo("  skipped: needs torch and transformers (pip install 'nlmr[hf]')")
     else:
-        result = add(str(work / "tiny-bert"), "nlmr-demo/tiny-bert", registry=demo_registry,
-                     remote=str(work / "store"), progress=False, card_fields={
-                         "title": "Tiny BERT (demo)",
-                         "summary": "A tiny random BERT built by nlmr demo.",
-                         "license": "CC0-1.0", "languages": ["nb", "nn"],
-                         "creators": [{"name": "nlmr demo"}], "maintainers": ["nlmr-maintainers"]})
+        result = add(
+            str(work / "tiny-bert"),
+            "nlmr-demo/tiny-bert",
+            registry=demo_registry,
+            remote=str(work / "store"),
+            progress=False,
+            card_fields={
+                "title": "Tiny BERT (demo)",
+                "summary": "A tiny random BERT built by nlmr demo.",
+                "license": "CC0-1.0",
+                "languages": ["nb", "nn"],
+                "creators": [{"name": "nlmr demo"}],
+                "maintainers": ["nlmr-maintainers"],
+            },
+        )
         added = f"{result.entry_id}@{result.revision}"
-        echo(f"  added {added}: {result.files} files, {human_bytes(result.bytes)}, "
-             f"{len(result.uploaded)} objects uploaded to {result.remote}")
+        echo(
+            f"  added {added}: {result.files} files, {human_bytes(result.bytes)}, "
+            f"{len(result.uploaded)} objects uploaded to {result.remote}"
+        )
         for path in result.written:
             echo(f"  wrote {path}")
         after = validate([demo_registry])
-        remote = check_remote([demo_registry / "models/nlmr-demo"], remote=str(work / "store"),
-                              deep=True)
-        echo(f"  validate: {len(after.errors)} error(s); check-remote --deep: "
-             f"{'ok' if remote.ok else [p.format() for p in remote.problems]}")
+        remote = check_remote(
+            [demo_registry / "models/nlmr-demo"], remote=str(work / "store"), deep=True
+        )
+        echo(
+            f"  validate: {len(after.errors)} error(s); check-remote --deep: "
+            f"{'ok' if remote.ok else [p.format() for p in remote.problems]}"
+        )
         ok = ok and after.ok() and remote.ok and not result.problems
     echo("demo " + ("succeeded" if ok else "found problems (see above)"))
     return DemoResult(ok, source, report.cards, same, added)

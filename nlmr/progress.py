@@ -17,7 +17,9 @@ class Progress:
         enabled: None means "when standard error is a terminal".
     """
 
-    def __init__(self, total: int, desc: str, *, enabled: bool | None = None) -> None:
+    def __init__(
+        self, total: int, desc: str, *, enabled: bool | None = None, position: int = 0
+    ) -> None:
         self.total = total
         self.done = 0
         self._lock = threading.Lock()

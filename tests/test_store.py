@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,11 @@ from nlmr.errors import (
     IntegrityError,
     ObjectNotFoundError,
     RemoteConfigError,
+    StoreError,
     StoreUnavailableError,
 )
 from nlmr.store import Upload, dir_key, file_key, open_store
-from nlmr.store.s3 import MAX_PARTS, MIN_PART, part_size
+from nlmr.store.s3 import MAX_PARTS, MIN_PART, S3Store, part_size
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -30,10 +32,12 @@ def test_round_trip(store: Any, tmp_path: Path) -> None:
     for i, size in enumerate([0, 10, 3 * 1024 * 1024 + 1]):
         p = tmp_path / f"f{i}"
         p.write_bytes(bytes([i]) * size)
-        files.append(Upload(f"files/md5/0{i}/x", p, size))
+        files.append(Upload(f"files/md5/0{i}/x", p, size, hashlib.md5(p.read_bytes()).hexdigest()))
     seen: list[int] = []
-    store.put_files(files, jobs=3, on_bytes=seen.append)
-    assert sum(seen) == sum(f.size for f in files)
+    result = store.upload(iter(files), jobs=3, on_bytes=seen.append)
+    assert sum(seen) == sum(f.size for f in files) and len(result.uploaded) == 3
+    again = store.upload(files, jobs=3)
+    assert again.uploaded == [] and len(again.present) == 3
     assert store.heads([f.key for f in files]) == {f.key: f.size for f in files}
     assert store.get_bytes("files/md5/01/x") == b"\x01" * 10
     assert b"".join(store.iter_chunks("files/md5/02/x", 1 << 20)) == b"\x02" * (3 * 1024 * 1024 + 1)
@@ -49,11 +53,42 @@ def test_round_trip(store: Any, tmp_path: Path) -> None:
         list(store.iter_chunks("files/md5/ff/missing"))
 
 
-def test_size_is_verified_after_upload(store: Any, tmp_path: Path) -> None:
+def test_what_arrives_is_verified(store: Any, tmp_path: Path) -> None:
     p = tmp_path / "f"
     p.write_bytes(b"12345")
+    md5 = hashlib.md5(b"12345").hexdigest()
     with pytest.raises(IntegrityError, match="size mismatch"):
-        store.put_files([Upload("files/md5/00/y", p, 6)])
+        store.upload([Upload("files/md5/00/y", p, 6, md5)])
+    if isinstance(store, S3Store):  # the server checks Content-MD5 and refuses the bytes
+        with pytest.raises(StoreError):
+            store.upload([Upload("files/md5/00/z", p, 5, "0" * 32)])
+        assert store.head("files/md5/00/z") is None
+
+
+def test_multipart_upload_and_listing(
+    s3: tuple[Any, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nlmr.store.s3 as s3mod
+
+    monkeypatch.setattr(s3mod, "MIN_PART", 5 * 1024 * 1024)  # S3's smallest part size
+    monkeypatch.setattr(s3mod, "LIST_MIN_LOOKUPS", 2)
+    server, bucket = s3
+    store = open_store(f"s3://{bucket}/p", endpoint_url=server.endpoint)
+    big = tmp_path / "big"
+    big.write_bytes(bytes(range(256)) * (70 * 1024))  # 17.5 MiB: 4 parts
+    item = Upload("files/md5/ab/big", big, big.stat().st_size, "0" * 32)
+    small = tmp_path / "small"
+    small.write_bytes(b"x")
+    items = [item, Upload("files/md5/cd/small", small, 1, hashlib.md5(b"x").hexdigest())]
+    seen: list[int] = []
+    result = store.upload(items, jobs=3, on_bytes=seen.append)
+    assert len(result.uploaded) == 2 and sum(seen) == item.size + 1
+    assert store.get_bytes("files/md5/ab/big") == big.read_bytes()
+    assert store.listing(10) == {"files/md5/ab/big": item.size, "files/md5/cd/small": 1}
+    assert store.sizes(["files/md5/ab/big", "files/md5/00/none"]) == {
+        "files/md5/ab/big": item.size,
+        "files/md5/00/none": None,
+    }
 
 
 def test_keys_follow_dvc() -> None:

@@ -12,8 +12,13 @@ import click
     type=click.Path(file_okay=False, path_type=str),
     help="Registry to use (default: the checkout's registry/, else the sample shipped with nlmr).",
 )
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=str), default="nlmr-demo",
-              show_default=True, help="Where the demo writes (replaced on each run).")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=str),
+    default="nlmr-demo",
+    show_default=True,
+    help="Where the demo writes (replaced on each run).",
+)
 def demo(registry_dir: str | None, workdir: str) -> int:
     """Run nlmr's main job on the embedded default registry and show each step.
 

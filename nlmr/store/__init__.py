@@ -6,6 +6,6 @@ objects, exactly as DVC 3 lays out a remote, so the same store serves ``dvc pull
 
 from __future__ import annotations
 
-from nlmr.store.base import ObjectStore, Upload, dir_key, file_key, open_store
+from nlmr.store.base import ObjectStore, Upload, UploadResult, dir_key, file_key, open_store
 
-__all__ = ["ObjectStore", "Upload", "dir_key", "file_key", "open_store"]
+__all__ = ["ObjectStore", "Upload", "UploadResult", "dir_key", "file_key", "open_store"]

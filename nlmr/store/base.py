@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import re
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nlmr.errors import IntegrityError, RemoteConfigError
@@ -33,11 +34,21 @@ def dir_key(md5_dir: str) -> str:
 
 @dataclass(frozen=True)
 class Upload:
-    """One file to put at one key; ``size`` is checked on the store afterwards."""
+    """One file to put at one key. ``md5`` is the content's (the key is derived from it);
+    stores use it to have the server verify what it received."""
 
     key: str
     path: Path
     size: int
+    md5: str
+
+
+@dataclass
+class UploadResult:
+    """Which uploads were sent, and which the store already had (same key and size)."""
+
+    uploaded: list[Upload] = field(default_factory=list)
+    present: list[Upload] = field(default_factory=list)
 
 
 class ObjectStore(ABC):
@@ -55,39 +66,63 @@ class ObjectStore(ABC):
         with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
             return dict(zip(keys, pool.map(self.head, keys), strict=True))
 
-    @abstractmethod
-    def put_file(self, key: str, path: Path) -> None:
-        """Upload one file (atomically: the key shows the whole file or nothing)."""
+    def listing(self, lookups: int, *, jobs: int = DEFAULT_JOBS) -> dict[str, int] | None:
+        """Sizes of every object under ``files/md5/``, when listing them all costs fewer
+        requests than ``lookups`` HEADs; None when it would not (callers then HEAD)."""
+        return None
 
-    def put_files(
-        self,
-        uploads: Sequence[Upload],
-        *,
-        jobs: int = DEFAULT_JOBS,
-        on_bytes: Callable[[int], None] | None = None,
-    ) -> None:
-        """Upload many files concurrently, then check each object's size.
+    def sizes(self, keys: Sequence[str], *, jobs: int = DEFAULT_JOBS) -> dict[str, int | None]:
+        """Sizes of ``keys`` (None: missing), by listing or HEADs, whichever is cheaper."""
+        known = self.listing(len(keys), jobs=jobs)
+        if known is None:
+            return self.heads(keys, jobs=jobs)
+        return {k: known.get(k) for k in keys}
+
+    @abstractmethod
+    def put_file(self, item: Upload) -> None:
+        """Upload one file atomically (the key shows the whole file or nothing) and check
+        what arrived.
 
         Raises:
-            IntegrityError: an object's size on the store differs from the file's.
+            IntegrityError: the stored object's size (or md5) differs.
         """
 
+    def upload(
+        self,
+        uploads: Iterable[Upload],
+        *,
+        jobs: int = DEFAULT_JOBS,
+        present: Mapping[str, int] | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> UploadResult:
+        """Upload files concurrently, skipping objects the store already has.
+
+        Args:
+            uploads: consumed lazily, so a producer (hashing) can overlap with the transfers.
+            present: sizes of the objects known to exist (from :meth:`listing`); when None,
+                each object is HEADed before it is sent.
+            on_bytes: progress callback.
+        """
+        result = UploadResult()
+        lock = threading.Lock()
+
         def one(item: Upload) -> None:
-            self.put_file(item.key, item.path)
+            size = present.get(item.key) if present is not None else self.head(item.key)
+            if size == item.size:
+                with lock:
+                    result.present.append(item)
+                return
+            self.put_file(item)
+            with lock:
+                result.uploaded.append(item)
             if on_bytes:
                 on_bytes(item.size)
 
         with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
-            for future in concurrent.futures.as_completed([pool.submit(one, u) for u in uploads]):
+            futures = [pool.submit(one, item) for item in uploads]
+            for future in concurrent.futures.as_completed(futures):
                 future.result()
-        self.verify_sizes(uploads, jobs=jobs)
-
-    def verify_sizes(self, uploads: Sequence[Upload], *, jobs: int = DEFAULT_JOBS) -> None:
-        """Check that every uploaded object has the expected size."""
-        sizes = self.heads([u.key for u in uploads], jobs=jobs)
-        for item in uploads:
-            if sizes[item.key] != item.size:
-                raise IntegrityError(item.key, str(item.size), str(sizes[item.key]), what="size")
+        return result
 
     @abstractmethod
     def put_bytes(self, key: str, data: bytes) -> None:
@@ -108,6 +143,12 @@ class ObjectStore(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove an object (missing objects are not an error)."""
+
+
+def check_size(item: Upload, actual: int | None) -> None:
+    """Raise :class:`IntegrityError` unless the stored object has the file's size."""
+    if actual != item.size:
+        raise IntegrityError(item.key, str(item.size), str(actual), what="size")
 
 
 def open_store(

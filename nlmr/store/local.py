@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nlmr.errors import ObjectNotFoundError
 from nlmr.fsutil import atomic_write
-from nlmr.store.base import ObjectStore
+from nlmr.store.base import ObjectStore, Upload, check_size
 
 
 class LocalStore(ObjectStore):
@@ -30,15 +30,16 @@ class LocalStore(ObjectStore):
         except FileNotFoundError:
             return None
 
-    def put_file(self, key: str, path: Path) -> None:
-        target = self._path(key)
+    def put_file(self, item: Upload) -> None:
+        target = self._path(item.key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
         try:
-            shutil.copyfile(path, tmp)
+            shutil.copyfile(item.path, tmp)
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
+                check_size(item, os.fstat(fh.fileno()).st_size)
             os.chmod(tmp, 0o444)
             os.replace(tmp, target)
         except BaseException:

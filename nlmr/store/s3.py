@@ -9,24 +9,32 @@ the DVC remote's config; they never appear in messages.
 
 from __future__ import annotations
 
+import base64
+import concurrent.futures
+import contextlib
 import math
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from nlmr.errors import (
+    IntegrityError,
     ObjectNotFoundError,
     StoreAccessError,
     StoreError,
     StoreUnavailableError,
 )
-from nlmr.store.base import DEFAULT_JOBS, ObjectStore, Upload
+from nlmr.store.base import DEFAULT_JOBS, ObjectStore, Upload, UploadResult, check_size
 
 #: S3 allows at most 10,000 parts per multipart upload.
 MAX_PARTS = 10_000
-#: Parts are at least this big (fewer requests; DVC users hit the part limit with small parts,
-#: iterative/dvc-s3#99).
-MIN_PART = 64 * 1024 * 1024
+#: Files from this size go up in parts, and parts are at least this big. Each worker holds one
+#: part in memory, so peak memory is about jobs x part size (256 MiB at the default 8 jobs);
+#: the part size grows with the file so no upload needs more than 10,000 parts
+#: (iterative/dvc-s3#99).
+MIN_PART = 32 * 1024 * 1024
+#: Below this many lookups, HEAD requests beat listing the store.
+LIST_MIN_LOOKUPS = 64
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 _DENIED = {
@@ -140,6 +148,9 @@ class S3Store(ObjectStore):
                 kwargs["aws_session_token"] = credentials["session_token"]
         options: dict[str, Any] = {
             "max_pool_connections": self.jobs * 2,
+            # botocore >= 1.36 checksums every upload by default; we send Content-MD5 ourselves
+            # (already computed) and check sizes, so skip the extra pass over the bytes
+            "request_checksum_calculation": "when_required",
             "retries": {"max_attempts": 4, "mode": "standard"},
             "connect_timeout": 10,
             "read_timeout": 60,
@@ -170,49 +181,170 @@ class S3Store(ObjectStore):
             raise err from exc
         return int(meta["ContentLength"])
 
-    def put_file(self, key: str, path: Path) -> None:
-        self.put_files([Upload(key, path, path.stat().st_size)], jobs=self.jobs)
+    def listing(self, lookups: int, *, jobs: int = DEFAULT_JOBS) -> dict[str, int] | None:
+        # DVC's trick: estimate the store's size from one of the 256 md5 prefixes, and list
+        # everything only when that takes fewer requests than HEADing each object.
+        if lookups < LIST_MIN_LOOKUPS:
+            return None
+        try:
+            page = self._client.list_objects_v2(
+                Bucket=self.bucket, Prefix=self._key("files/md5/00/")
+            )
+        except Exception as exc:
+            raise translate(exc, self.url) from exc
+        if page.get("IsTruncated"):
+            return None  # over ~256,000 objects: listing is the expensive way
+        estimated = (len(page.get("Contents", [])) + 1) * 256
+        if estimated / 1000 > lookups / 4:
+            return None
+        prefixes = [f"files/md5/{i:02x}/" for i in range(256)]
+        with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
+            parts = list(pool.map(self._list_prefix, prefixes))
+        return {k: v for part in parts for k, v in part.items()}
 
-    def put_files(
+    def _list_prefix(self, prefix: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        cut = len(self._key(""))
+        try:
+            for page in self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._key(prefix)
+            ):
+                for obj in page.get("Contents", []):
+                    out[obj["Key"][cut:]] = int(obj["Size"])
+        except Exception as exc:
+            raise translate(exc, self.url, prefix) from exc
+        return out
+
+    def put_file(self, item: Upload) -> None:
+        self.upload([item], jobs=self.jobs, present={})
+
+    def upload(
         self,
-        uploads: Sequence[Upload],
+        uploads: Iterable[Upload],
         *,
         jobs: int = DEFAULT_JOBS,
+        present: Mapping[str, int] | None = None,
         on_bytes: Callable[[int], None] | None = None,
-    ) -> None:
-        from boto3.s3.transfer import TransferConfig
-        from s3transfer.manager import TransferManager
-        from s3transfer.subscribers import BaseSubscriber
+    ) -> UploadResult:
+        """Concurrent uploads under one limit: small files whole, large ones in parts.
 
-        class _Progress(BaseSubscriber):  # type: ignore[misc]
-            def on_progress(self, bytes_transferred: int, **kwargs: Any) -> None:
-                if on_bytes:
-                    on_bytes(bytes_transferred)
+        Small files go up in one PUT with ``Content-MD5``, so the server itself checks the
+        bytes, and the returned ETag (the md5) is compared too. Large files are sent as
+        multipart uploads whose parts share the same worker pool; the last part to finish
+        completes the upload and checks the object's size.
+        """
+        result = UploadResult()
+        lock = threading.Lock()
+        errors: list[BaseException] = []
+        pending: list[concurrent.futures.Future[None]] = []
 
-        biggest = max((u.size for u in uploads), default=0)
-        config = TransferConfig(
-            multipart_threshold=MIN_PART,
-            multipart_chunksize=part_size(biggest),
-            max_concurrency=max(1, jobs),
-            use_threads=True,
-        )
-        subscribers = [_Progress()] if on_bytes else []
-        with TransferManager(self._client, config) as manager:
-            futures = [
-                (
-                    u,
-                    manager.upload(
-                        str(u.path), self.bucket, self._key(u.key), subscribers=subscribers
-                    ),
+        def report(n: int) -> None:
+            if on_bytes:
+                on_bytes(n)
+
+        def exists(item: Upload) -> bool:
+            size = present.get(item.key) if present is not None else self.head(item.key)
+            return size == item.size
+
+        def single(item: Upload) -> None:
+            if exists(item):
+                with lock:
+                    result.present.append(item)
+                return
+            data = item.path.read_bytes()
+            check_size(item, len(data))
+            md5 = base64.b64encode(bytes.fromhex(item.md5)).decode()
+            try:
+                response = self._client.put_object(
+                    Bucket=self.bucket, Key=self._key(item.key), Body=data, ContentMD5=md5
                 )
-                for u in uploads
+            except Exception as exc:
+                raise translate(exc, self.url, item.key) from exc
+            etag = str(response.get("ETag", "")).strip('"')
+            if etag != item.md5:  # e.g. encrypted buckets: ETag is not the md5; check the size
+                check_size(item, self.head(item.key))
+            with lock:
+                result.uploaded.append(item)
+            report(item.size)
+
+        with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
+            for item in uploads:
+                if errors:
+                    break
+                if item.size < MIN_PART:
+                    pending.append(pool.submit(single, item))
+                    continue
+                if exists(item):
+                    result.present.append(item)
+                    continue
+                pending += self._multipart(item, pool, lock, result, errors, report)
+            for future in concurrent.futures.as_completed(pending):
+                exc = future.exception()
+                if exc is not None:
+                    errors.append(exc)
+        if errors:
+            raise errors[0]
+        return result
+
+    def _multipart(
+        self,
+        item: Upload,
+        pool: concurrent.futures.ThreadPoolExecutor,
+        lock: threading.Lock,
+        result: UploadResult,
+        errors: list[BaseException],
+        report: Callable[[int], None],
+    ) -> list[concurrent.futures.Future[None]]:
+        key = self._key(item.key)
+        try:
+            upload_id = self._client.create_multipart_upload(Bucket=self.bucket, Key=key)[
+                "UploadId"
             ]
-            for item, future in futures:
-                try:
-                    future.result()
-                except Exception as exc:
-                    raise translate(exc, self.url, item.key) from exc
-        self.verify_sizes(uploads, jobs=jobs)
+        except Exception as exc:
+            raise translate(exc, self.url, item.key) from exc
+        size = part_size(item.size)
+        count = max(1, math.ceil(item.size / size))
+        etags: dict[int, str] = {}
+        remaining = [count]
+
+        def part(number: int) -> None:
+            offset = (number - 1) * size
+            try:
+                if errors:
+                    raise RuntimeError("another upload failed")
+                with open(item.path, "rb") as fh:
+                    fh.seek(offset)
+                    data = fh.read(min(size, item.size - offset))
+                response = self._client.upload_part(
+                    Bucket=self.bucket, Key=key, PartNumber=number, UploadId=upload_id, Body=data
+                )
+                report(len(data))
+                with lock:
+                    etags[number] = response["ETag"]
+                    remaining[0] -= 1
+                    last = remaining[0] == 0
+                if last:
+                    self._client.complete_multipart_upload(
+                        Bucket=self.bucket,
+                        Key=key,
+                        UploadId=upload_id,
+                        MultipartUpload={
+                            "Parts": [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]
+                        },
+                    )
+                    check_size(item, self.head(item.key))
+                    with lock:
+                        result.uploaded.append(item)
+            except BaseException as exc:
+                with contextlib.suppress(Exception):  # leave no orphaned parts behind
+                    self._client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=key, UploadId=upload_id
+                    )
+                if isinstance(exc, (StoreError, IntegrityError)):
+                    raise
+                raise translate(exc, self.url, item.key) from exc
+
+        return [pool.submit(part, n) for n in range(1, count + 1)]
 
     def put_bytes(self, key: str, data: bytes) -> None:
         try:
