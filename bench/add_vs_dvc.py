@@ -16,6 +16,8 @@ For each dataset, wall time of (alternating order, ``--runs`` times, default 2):
 
 (a) ``nlmr add SRC --id org/name -q`` (CLI subprocess) into a fresh registry
     (git init + .dvc/config) whose remote is a fresh bucket on the server;
+(c) ``s5cmd cp`` of the same files to a fresh bucket: upload only, nothing hashed or
+    verified, in Go -- the floor this server and machine allow any client;
 (b) ``dvc add <dir> && dvc push`` (two subprocesses, DVC's default jobs) in a fresh
     git+DVC repo whose default remote is another fresh bucket with ``endpointurl`` set.
     The data directory is renamed into the repo (same filesystem, untimed) and back.
@@ -56,7 +58,7 @@ sys.path.insert(0, str(REPO / "tests"))
 import seaweedfs  # noqa: E402
 
 BIN = Path(sys.executable).parent
-NLMR, DVC = str(BIN / "nlmr"), str(BIN / "dvc")
+NLMR, DVC, S5CMD = str(BIN / "nlmr"), str(BIN / "dvc"), str(BIN / "s5cmd")
 CARD = ["--title", "T", "--summary", "S.", "--license", "MIT", "--language", "nb",
         "--creator", "C", "--maintainer", "m"]  # fmt: skip
 MiB = 1 << 20
@@ -175,6 +177,22 @@ def time_dvc(server, env, work: Path, data: Path, tag: str) -> tuple[float, bool
     return elapsed, dropped
 
 
+def time_s5cmd(server, env, work: Path, data: Path, tag: str) -> tuple[float, bool]:
+    """The server's floor: s5cmd uploading the same files (no hashing, nothing verified)."""
+    bucket = server.new_bucket("s5")
+    dropped = drop_caches(data)
+    t0 = time.perf_counter()
+    run([S5CMD, "--endpoint-url", server.endpoint, "cp", f"{data}/*", f"s3://{bucket}/x/"],
+        work, env)  # fmt: skip
+    elapsed = time.perf_counter() - t0
+    client = server.client()
+    count = sum(len(page.get("Contents", [])) for page in
+                client.get_paginator("list_objects_v2").paginate(Bucket=bucket))  # fmt: skip
+    if count != tree_bytes(data)[0]:
+        raise RuntimeError(f"s5cmd uploaded {count} objects, expected {tree_bytes(data)[0]}")
+    return elapsed, dropped
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="128 MiB model, 200 files")
@@ -197,15 +215,17 @@ def main() -> int:
         say(f"generated data in {time.perf_counter() - t0:.1f}s under {work}")
         for label, kind, data in sets:
             files, nbytes = tree_bytes(data)
-            times: dict[str, list[float]] = {"nlmr": [], "dvc": []}
+            times: dict[str, list[float]] = {"nlmr": [], "dvc": [], "s5cmd": []}
             for i in range(args.runs):
-                order = ["nlmr", "dvc"] if i % 2 == 0 else ["dvc", "nlmr"]
+                order = ["nlmr", "dvc", "s5cmd"] if i % 2 == 0 else ["s5cmd", "dvc", "nlmr"]
                 for tool in order:
                     tag = f"{i}-{uuid.uuid4().hex[:8]}"
                     if tool == "nlmr":
                         t, dropped = time_nlmr(server, env, work, data, kind, tag)
-                    else:
+                    elif tool == "dvc":
                         t, dropped = time_dvc(server, env, work, data, tag)
+                    else:
+                        t, dropped = time_s5cmd(server, env, work, data, tag)
                     all_dropped &= dropped
                     times[tool].append(t)
                     say(f"  {label:8} run {i + 1} {tool:5} {t:8.2f}s")
@@ -216,6 +236,8 @@ def main() -> int:
             row["ratio_best"] = row["nlmr"]["best"] / row["dvc"]["best"]
             row["ratio_median"] = row["nlmr"]["median"] / row["dvc"]["median"]
             row["goal_met"] = row["ratio_median"] <= 0.5
+            row["vs_s5cmd_median"] = row["nlmr"]["median"] / row["s5cmd"]["median"]
+            row["floor_vs_dvc"] = row["s5cmd"]["median"] / row["dvc"]["median"]
             results.append(row)
     finally:
         server.stop()
@@ -229,14 +251,18 @@ def main() -> int:
         return 0
     print(f"\n{cache}; {os.cpu_count()} CPUs; {args.runs} runs each; goal: nlmr <= 0.5 x dvc")
     print(f"{'dataset':8} {'files':>6} {'MB':>7} | {'nlmr best/med s':>16} {'MB/s':>6} | "
-          f"{'dvc best/med s':>16} {'MB/s':>6} | {'ratio best/med':>14}  goal")  # fmt: skip
+          f"{'dvc best/med s':>16} {'MB/s':>6} | {'ratio best/med':>14}  goal | "
+          f"{'s5cmd med s':>11} {'nlmr/s5cmd':>10} {'s5cmd/dvc':>9}")  # fmt: skip
     for r in results:
         n, d = r["nlmr"], r["dvc"]
         print(f"{r['dataset']:8} {r['files']:>6} {r['bytes'] / 1e6:>7.0f} | "
               f"{n['best']:>7.2f} /{n['median']:>7.2f} {n['mb_s_best']:>6.0f} | "
               f"{d['best']:>7.2f} /{d['median']:>7.2f} {d['mb_s_best']:>6.0f} | "
               f"{r['ratio_best']:>6.2f} /{r['ratio_median']:>6.2f}  "
-              f"{'met' if r['goal_met'] else 'NOT met'}")  # fmt: skip
+              f"{'met' if r['goal_met'] else 'NOT met':>7} | {r['s5cmd']['median']:>11.2f} "
+              f"{r['vs_s5cmd_median']:>10.2f} {r['floor_vs_dvc']:>9.2f}")  # fmt: skip
+    print("s5cmd only uploads (no hashing, no verification): its time is this server's floor; "
+          "s5cmd/dvc above 0.5 means the 0.5 x dvc goal cannot be met on this machine")
     return 0
 
 

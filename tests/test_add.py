@@ -341,3 +341,39 @@ def test_interrupted_add_resumes_and_uploads_each_object_once(
     assert after == before | again and len(after) == 301
     assert report["present"] == len(before) and validate([reg]).problems == ()
     assert check_remote([reg], deep=True).ok
+
+
+def test_add_from_hf_cache_snapshot_prefills_the_card(
+    tmp_path: Path, tiny_model: tuple[Path, Path]
+) -> None:
+    from test_sources import COMMIT, make_hf_cache
+
+    from nlmr.prefill import safetensors_parameters
+    from nlmr.validate import load_card
+
+    model, _ = tiny_model
+    snap = make_hf_cache(model, tmp_path / "hub", repo="upstream/tiny")
+    reg = tmp_path / "registry"
+    (reg / "models").mkdir(parents=True)
+    report = add(
+        str(snap),
+        "acme/tiny",
+        registry=reg,
+        remote=str(tmp_path / "store"),
+        progress=False,
+        card_fields={k: v for k, v in CARD.items() if k != "title"},
+    )
+    assert report.revision == "main" and report.revision_id == COMMIT
+    card = load_card(reg / "models/acme/tiny/card.yaml")
+    rev = card.revisions[0]
+    assert rev.source and (rev.source.type, rev.source.repo, rev.source.commit) == (
+        "huggingface",
+        "upstream/tiny",
+        COMMIT,
+    )
+    assert card.architecture == "BertForMaskedLM" and card.task == "fill-mask"
+    assert card.framework == "transformers" and card.tokenizer is True
+    assert card.parameters == safetensors_parameters(model / "model.safetensors")
+    manifest = json.loads((reg / "models/acme/tiny/revisions/main.manifest.json").read_text())
+    lfs = {f["path"]: f["lfs"] for f in manifest["files"]}
+    assert lfs["model.safetensors"] and not lfs["config.json"]
