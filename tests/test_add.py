@@ -361,7 +361,7 @@ def test_add_from_hf_cache_snapshot_prefills_the_card(
         registry=reg,
         remote=str(tmp_path / "store"),
         progress=False,
-        card_fields={k: v for k, v in CARD.items() if k != "title"},
+        card_fields=CARD,
     )
     assert report.revision == "main" and report.revision_id == COMMIT
     card = load_card(reg / "models/acme/tiny/card.yaml")
