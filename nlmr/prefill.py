@@ -76,13 +76,15 @@ def safetensors_parameters(path: Path) -> int:
 
 
 def count_parameters(paths: Iterable[Path]) -> int | None:
-    """Parameters across safetensors files (None when there are none)."""
+    """Parameters across safetensors files (None when there are none).
+
+    The paths are taken to be safetensors files: a cache snapshot's blobs have no suffix.
+    """
     found = False
     total = 0
     for p in paths:
-        if p.name.endswith(".safetensors"):
-            total += safetensors_parameters(p)
-            found = True
+        total += safetensors_parameters(p)
+        found = True
     return total if found else None
 
 
@@ -147,7 +149,7 @@ def prefill(tree: SourceTree, kind: Kind) -> dict[str, Any]:
     if {"modules.json", "config_sentence_transformers.json"} & names:
         fields["framework"] = "sentence-transformers"
         fields.setdefault("task", "sentence-similarity")
-    params = count_parameters(f.path for f in tree.files)
+    params = count_parameters(f.path for f in tree.files if f.relpath.endswith(".safetensors"))
     if params:
         fields.setdefault("parameters", params)
     fields["tokenizer"] = any(n.rsplit("/", 1)[-1] in TOKENIZER_FILES for n in names)
