@@ -7,6 +7,7 @@ test. Nothing here mocks S3.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -122,6 +123,21 @@ def start(data_dir: Path | None = None) -> SeaweedFS:
     data = Path(data_dir or tempfile.mkdtemp(prefix="nlmr-weed-"))
     data.mkdir(parents=True, exist_ok=True)
     (master, master_g, volume, volume_g, filer, filer_g, s3, s3_g) = free_ports(8)
+    # Credentials are enforced, as on a real store: requests must be signed with test/test.
+    identities = data / "s3.json"
+    identities.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "test",
+                        "credentials": [{"accessKey": "test", "secretKey": "test"}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
     args = [
         weed_binary(),
         "server",
@@ -140,6 +156,7 @@ def start(data_dir: Path | None = None) -> SeaweedFS:
         f"-s3.port.grpc={s3_g}",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
+        f"-s3.config={identities}",
         "-master.volumeSizeLimitMB=256",
         "-volume.max=3000",
         "-metricsPort=0",

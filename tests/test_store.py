@@ -12,6 +12,7 @@ from nlmr.errors import (
     IntegrityError,
     ObjectNotFoundError,
     RemoteConfigError,
+    StoreAccessError,
     StoreError,
     StoreUnavailableError,
 )
@@ -118,3 +119,22 @@ def test_errors_are_translated(s3: tuple[Any, str]) -> None:
     assert info.value.__cause__ is not None and "test" not in str(info.value)
     with pytest.raises(RemoteConfigError, match="unsupported remote scheme"):
         open_store("gs://bucket")
+
+
+def test_requests_are_signed_and_bad_credentials_refused(
+    s3: tuple[Any, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, bucket = s3
+    p = tmp_path / "f"
+    p.write_bytes(b"signed")
+    item = Upload("files/md5/00/s", p, 6, hashlib.md5(b"signed").hexdigest())
+    good = open_store(f"s3://{bucket}/p", endpoint_url=server.endpoint)
+    good.upload([item])  # the lean client's SigV4 signature is accepted...
+    assert good.head(item.key) == 6
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    bad = open_store(f"s3://{bucket}/p", endpoint_url=server.endpoint)
+    with pytest.raises(StoreAccessError, match="access denied") as info:  # ...a forged one is not
+        bad.upload([Upload("files/md5/00/t", p, 6, item.md5)])
+    assert "wrong" not in str(info.value) and info.value.hint
+    with pytest.raises(StoreAccessError):
+        bad.get_bytes(item.key)  # boto3's path translates the same way

@@ -25,6 +25,7 @@ from nlmr.errors import (
     StoreUnavailableError,
 )
 from nlmr.store.base import DEFAULT_JOBS, ObjectStore, Upload, UploadResult, check_size
+from nlmr.store.s3http import Credentials, S3Http
 
 #: S3 allows at most 10,000 parts per multipart upload.
 MAX_PARTS = 10_000
@@ -162,6 +163,24 @@ class S3Store(ObjectStore):
         if not kwargs and session.get_credentials() is None:
             options["signature_version"] = UNSIGNED  # public bucket: anonymous requests
         config = Config(**options)
+        region = credentials.get("region") or session.region_name or "us-east-1"
+        self._fast: S3Http | None = None
+        if self.endpoint_url:  # S3-compatible endpoint: path-style requests we can sign ourselves
+            if kwargs:
+                creds: Credentials | None = Credentials(
+                    kwargs["aws_access_key_id"],
+                    kwargs["aws_secret_access_key"],
+                    kwargs.get("aws_session_token"),
+                )
+            else:
+                found = session.get_credentials()
+                frozen = found.get_frozen_credentials() if found is not None else None
+                creds = (
+                    Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+                    if frozen is not None
+                    else None
+                )
+            self._fast = S3Http(self.endpoint_url, self.bucket, region, creds, url=self.url)
         return session.client(
             "s3",
             endpoint_url=self.endpoint_url,
@@ -174,6 +193,8 @@ class S3Store(ObjectStore):
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def head(self, key: str) -> int | None:
+        if self._fast is not None:
+            return self._fast.head(self._key(key))
         try:
             meta = self._client.head_object(Bucket=self.bucket, Key=self._key(key))
         except Exception as exc:
@@ -258,13 +279,16 @@ class S3Store(ObjectStore):
             data = item.path.read_bytes()
             check_size(item, len(data))
             md5 = base64.b64encode(bytes.fromhex(item.md5)).decode()
-            try:
-                response = self._client.put_object(
-                    Bucket=self.bucket, Key=self._key(item.key), Body=data, ContentMD5=md5
-                )
-            except Exception as exc:
-                raise translate(exc, self.url, item.key) from exc
-            etag = str(response.get("ETag", "")).strip('"')
+            if self._fast is not None:
+                etag = self._fast.put(self._key(item.key), data, md5)
+            else:
+                try:
+                    response = self._client.put_object(
+                        Bucket=self.bucket, Key=self._key(item.key), Body=data, ContentMD5=md5
+                    )
+                except Exception as exc:
+                    raise translate(exc, self.url, item.key) from exc
+                etag = str(response.get("ETag", "")).strip('"')
             if etag != item.md5:  # e.g. encrypted buckets: ETag is not the md5; check the size
                 check_size(item, self.head(item.key))
             with lock:
