@@ -138,3 +138,22 @@ def test_requests_are_signed_and_bad_credentials_refused(
     assert "wrong" not in str(info.value) and info.value.hint
     with pytest.raises(StoreAccessError):
         bad.get_bytes(item.key)  # boto3's path translates the same way
+
+
+def test_listing_pages_and_prefix(
+    s3: tuple[Any, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nlmr.store.s3 as s3mod
+
+    server, bucket = s3
+    client = server.client()
+    for i in range(1005):  # more than one page of 1,000
+        client.put_object(Bucket=bucket, Key=f"pre/files/md5/{i % 256:02x}/{i:030d}", Body=b"x")
+    client.put_object(Bucket=bucket, Key="outside/files/md5/00/zz", Body=b"y")
+    store = open_store(f"s3://{bucket}/pre", endpoint_url=server.endpoint)
+    listed = store.listing(100_000)
+    assert listed is not None and len(listed) == 1005 and set(listed.values()) == {1}
+    assert all(k.startswith("files/md5/") for k in listed)
+    monkeypatch.setattr(s3mod, "SEQUENTIAL_LIST_MAX", 0)  # the concurrent per-prefix path
+    assert store.listing(100_000) == listed
+    assert store.listing(10) is None  # too few lookups: HEADs are cheaper

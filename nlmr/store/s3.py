@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import contextlib
+import functools
 import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -36,6 +37,9 @@ MAX_PARTS = 10_000
 MIN_PART = 32 * 1024 * 1024
 #: Below this many lookups, HEAD requests beat listing the store.
 LIST_MIN_LOOKUPS = 64
+#: Up to this many (estimated) objects, list the store in one paginated listing; above it,
+#: list the 256 md5 prefixes concurrently.
+SEQUENTIAL_LIST_MAX = 20_000
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 _DENIED = {
@@ -133,9 +137,42 @@ class S3Store(ObjectStore):
         self.url = f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
         self.endpoint_url = endpoint_url
         self.jobs = max(1, jobs)
-        self._client = self._make_client(credentials or {})
+        self._boto: Any = None
+        self._make_client = functools.partial(self._build_client, credentials or {})
+        self._fast = self._build_fast(credentials or {})
 
-    def _make_client(self, credentials: dict[str, str]) -> Any:
+    @property
+    def _client(self) -> Any:
+        # Built on first use: loading botocore's service model costs a few hundred ms, and
+        # adding small files to an S3-compatible store never needs it.
+        if self._boto is None:
+            self._boto = self._make_client()
+        return self._boto
+
+    def _build_fast(self, credentials: dict[str, str]) -> S3Http | None:
+        """The lean client, for S3-compatible endpoints (path-style requests we sign ourselves)."""
+        if not self.endpoint_url:
+            return None
+        import botocore.session
+
+        if credentials.get("access_key_id"):
+            creds: Credentials | None = Credentials(
+                credentials["access_key_id"],
+                credentials.get("secret_access_key", ""),
+                credentials.get("session_token"),
+            )
+            region = credentials.get("region")
+        else:
+            session = botocore.session.Session(profile=credentials.get("profile"))
+            found = session.get_credentials()
+            frozen = found.get_frozen_credentials() if found is not None else None
+            creds = (
+                Credentials(frozen.access_key, frozen.secret_key, frozen.token) if frozen else None
+            )
+            region = credentials.get("region") or session.get_config_variable("region")
+        return S3Http(self.endpoint_url, self.bucket, region or "us-east-1", creds, url=self.url)
+
+    def _build_client(self, credentials: dict[str, str]) -> Any:
         import boto3
         from botocore import UNSIGNED
         from botocore.config import Config
@@ -163,24 +200,6 @@ class S3Store(ObjectStore):
         if not kwargs and session.get_credentials() is None:
             options["signature_version"] = UNSIGNED  # public bucket: anonymous requests
         config = Config(**options)
-        region = credentials.get("region") or session.region_name or "us-east-1"
-        self._fast: S3Http | None = None
-        if self.endpoint_url:  # S3-compatible endpoint: path-style requests we can sign ourselves
-            if kwargs:
-                creds: Credentials | None = Credentials(
-                    kwargs["aws_access_key_id"],
-                    kwargs["aws_secret_access_key"],
-                    kwargs.get("aws_session_token"),
-                )
-            else:
-                found = session.get_credentials()
-                frozen = found.get_frozen_credentials() if found is not None else None
-                creds = (
-                    Credentials(frozen.access_key, frozen.secret_key, frozen.token)
-                    if frozen is not None
-                    else None
-                )
-            self._fast = S3Http(self.endpoint_url, self.bucket, region, creds, url=self.url)
         return session.client(
             "s3",
             endpoint_url=self.endpoint_url,
@@ -211,31 +230,35 @@ class S3Store(ObjectStore):
         # everything only when that takes fewer requests than HEADing each object.
         if lookups < LIST_MIN_LOOKUPS:
             return None
-        try:
-            page = self._client.list_objects_v2(
-                Bucket=self.bucket, Prefix=self._key("files/md5/00/")
-            )
-        except Exception as exc:
-            raise translate(exc, self.url) from exc
-        if page.get("IsTruncated"):
+        first = self._list_prefix("files/md5/00/", max_pages=1)
+        if first is None:
             return None  # over ~256,000 objects: listing is the expensive way
-        estimated = (len(page.get("Contents", [])) + 1) * 256
+        estimated = (len(first) + 1) * 256
         if estimated / 1000 > lookups / 4:
             return None
+        if estimated <= SEQUENTIAL_LIST_MAX:  # a few pages: one listing beats 256 requests
+            return self._list_prefix("files/md5/")
         prefixes = [f"files/md5/{i:02x}/" for i in range(256)]
         with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
             parts = list(pool.map(self._list_prefix, prefixes))
-        return {k: v for part in parts for k, v in part.items()}
+        return {k: v for part in parts if part for k, v in part.items()}
 
-    def _list_prefix(self, prefix: str) -> dict[str, int]:
-        out: dict[str, int] = {}
+    def _list_prefix(self, prefix: str, max_pages: int | None = None) -> dict[str, int] | None:
+        """Sizes under ``prefix``; None when ``max_pages`` pages do not cover it."""
         cut = len(self._key(""))
+        if self._fast is not None:
+            listed = self._fast.list(self._key(prefix), max_pages=max_pages)
+            return None if listed is None else {k[cut:]: v for k, v in listed.items()}
+        out: dict[str, int] = {}
         try:
-            for page in self._client.get_paginator("list_objects_v2").paginate(
+            pages = self._client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=self._key(prefix)
-            ):
+            )
+            for number, page in enumerate(pages, 1):
                 for obj in page.get("Contents", []):
                     out[obj["Key"][cut:]] = int(obj["Size"])
+                if max_pages is not None and number >= max_pages and page.get("IsTruncated"):
+                    return None
         except Exception as exc:
             raise translate(exc, self.url, prefix) from exc
         return out

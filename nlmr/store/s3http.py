@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
+from xml.etree import ElementTree
 
 from nlmr.errors import StoreAccessError, StoreError, StoreUnavailableError
 
@@ -93,7 +94,9 @@ class S3Http:
             self._keys[date] = k
         return self._keys[date]
 
-    def _headers(self, method: str, path: str, extra: dict[str, str]) -> dict[str, str]:
+    def _headers(
+        self, method: str, path: str, extra: dict[str, str], query: str = ""
+    ) -> dict[str, str]:
         now = datetime.datetime.now(datetime.timezone.utc)
         amz_date = now.strftime("%Y%m%dT%H%M%SZ")
         headers = {
@@ -111,7 +114,7 @@ class S3Http:
             [
                 method,
                 path,
-                "",
+                query,
                 "".join(f"{n}:{headers[n].strip()}\n" for n in names),
                 ";".join(names),
                 "UNSIGNED-PAYLOAD",
@@ -131,12 +134,22 @@ class S3Http:
         return headers
 
     def _path(self, key: str) -> str:
+        if not key:
+            return urllib.parse.quote(f"{self.base_path}/{self.bucket}", safe="/-_.~")
         return urllib.parse.quote(f"{self.base_path}/{self.bucket}/{key}", safe="/-_.~")
 
     def request(
-        self, method: str, key: str, body: bytes = b"", headers: dict[str, str] | None = None
+        self,
+        method: str,
+        key: str,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        query: str = "",
     ) -> tuple[int, dict[str, str], bytes]:
-        """Send one request, retrying transient failures; returns (status, headers, body)."""
+        """Send one request, retrying transient failures; returns (status, headers, body).
+
+        ``query`` must already be canonical (sorted, URI-encoded): it is signed as given.
+        """
         path = self._path(key)
         extra = dict(headers or {})
         if method == "PUT":
@@ -149,9 +162,9 @@ class S3Http:
                 conn = self._connection()
                 conn.request(
                     method,
-                    path,
+                    f"{path}?{query}" if query else path,
                     body=body if method == "PUT" else None,
-                    headers=self._headers(method, path, extra),
+                    headers=self._headers(method, path, extra, query),
                 )
                 response = conn.getresponse()
                 data = response.read()
@@ -186,6 +199,33 @@ class S3Http:
         status, headers, body = self.request("PUT", key, data, {"content-md5": md5_b64})
         self._raise_for(status, key, body)
         return headers.get("etag", "").strip('"')
+
+    def list(self, prefix: str, max_pages: int | None = None) -> dict[str, int] | None:
+        """Every key under ``prefix`` with its size (ListObjectsV2, 1,000 per page); None when
+        ``max_pages`` pages do not reach the end."""
+        out: dict[str, int] = {}
+        token: str | None = None
+        pages = 0
+        while True:
+            params = {"list-type": "2", "prefix": prefix}
+            if token:
+                params["continuation-token"] = token
+            query = "&".join(
+                f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}"
+                for k, v in sorted(params.items())
+            )
+            status, _, body = self.request("GET", "", query=query)  # the bucket is the resource
+            self._raise_for(status, prefix, body)
+            root = ElementTree.fromstring(body)
+            ns = root.tag.split("}", 1)[0] + "}" if root.tag.startswith("{") else ""
+            for item in root.iter(f"{ns}Contents"):
+                out[item.findtext(f"{ns}Key") or ""] = int(item.findtext(f"{ns}Size") or 0)
+            token = root.findtext(f"{ns}NextContinuationToken")
+            if (root.findtext(f"{ns}IsTruncated") or "").lower() != "true" or not token:
+                return out
+            pages += 1
+            if max_pages is not None and pages >= max_pages:
+                return None
 
     def _raise_for(self, status: int, key: str, body: bytes) -> None:
         if 200 <= status < 300:
