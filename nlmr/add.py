@@ -36,7 +36,7 @@ from nlmr.registry import EntryPaths, Registry, check_id
 from nlmr.remote import resolve_remote
 from nlmr.schemas import load_schema
 from nlmr.sources import SourceFile, SourceTree, open_source
-from nlmr.store import Upload, UploadResult, dir_key, file_key
+from nlmr.store import ObjectStore, Upload, UploadResult, dir_key, file_key
 from nlmr.yamlio import load_path
 
 #: Above this many files, suggest sharding (DVC and S3 both slow down per object).
@@ -107,6 +107,60 @@ def _hash_and_queue(
             if key not in queued:
                 queued.add(key)
                 yield Upload(key, path, entry.size, entry.md5)
+
+
+def _transfer(
+    tree: SourceTree, store: ObjectStore | None, jobs: int, progress: bool | None
+) -> tuple[Manifest, UploadResult]:
+    """Hash every file and upload the objects the store lacks, overlapping the two: a file is
+    sent as soon as its md5 (its key) is known, while the next one is being read."""
+    total = sum(f.path.stat().st_size for f in tree.files)
+    present = store.listing(len(tree.files), jobs=jobs) if store is not None else None
+    hashed: list[ManifestFile] = []
+    with (
+        Progress(total, "hashing", enabled=progress) as hbar,
+        Progress(total, "uploading", enabled=progress, position=1) as ubar,
+    ):
+        items = _hash_and_queue(tree, jobs, hbar, hashed)
+        if store is not None:
+            result = store.upload(items, jobs=jobs, present=present, on_bytes=ubar.update)
+        else:
+            result = UploadResult()
+            for _ in items:
+                pass
+    return Manifest(tuple(sorted(hashed, key=lambda f: f.path))), result
+
+
+def _put_dir_object(store: ObjectStore, key: str, data: bytes) -> bool:
+    """Upload the directory object unless present; True when it was uploaded."""
+    if store.head(key) == len(data):
+        return False
+    store.put_bytes(key, data)
+    arrived = store.head(key)
+    if arrived != len(data):
+        raise IntegrityError(key, str(len(data)), str(arrived), what="size")
+    return True
+
+
+def _revision_entry(
+    name: str, rev_id: str, tree: SourceTree, converted: Any, default: bool
+) -> dict[str, Any]:
+    """The card's ``revisions[]`` entry for this add."""
+    entry: dict[str, Any] = {"name": name, "id": rev_id, "date": _today()}
+    if default:
+        entry["default"] = True
+    entry["source"] = (
+        {"type": "huggingface", "repo": tree.upstream_repo, "commit": tree.upstream_commit}
+        if tree.upstream_commit
+        else {"type": "upload"}
+    )
+    if converted:
+        entry["converted"] = {
+            "pickles": list(converted.pickles),
+            "safetensors": list(converted.safetensors),
+            "tool": converted.tool,
+        }
+    return entry
 
 
 def _check_revision_clash(
@@ -231,23 +285,8 @@ def add(
 
         remote_obj = resolve_remote(reg.root, url=remote, endpoint_url=endpoint_url)
         store = None if dry_run else remote_obj.open(jobs=jobs)
-        total = sum(f.path.stat().st_size for f in tree.files)
-        # Hashing feeds the uploads as it goes: a file is sent as soon as its md5 (its key)
-        # is known, while the next one is being read.
-        present = store.listing(len(tree.files), jobs=jobs) if store is not None else None
-        with (
-            Progress(total, "hashing", enabled=progress) as hbar,
-            Progress(total, "uploading", enabled=progress, position=1) as ubar,
-        ):
-            hashed: list[ManifestFile] = []
-            items = _hash_and_queue(tree, jobs, hbar, hashed)
-            if store is not None:
-                result = store.upload(items, jobs=jobs, present=present, on_bytes=ubar.update)
-            else:
-                result = UploadResult()
-                for _ in items:
-                    pass
-        manifest = Manifest(tuple(sorted(hashed, key=lambda f: f.path)), auto_map(tree))
+        manifest, result = _transfer(tree, store, jobs, progress)
+        manifest = Manifest(manifest.files, auto_map(tree))
         rev_id = tree.upstream_commit or manifest.derived_revision_id()
         _check_revision_clash(entry_id, name, rev_id, existing_revs)
         same = next((r for r in existing_revs if r.get("name") == name), None)
@@ -257,50 +296,30 @@ def add(
         uploaded_bytes = sum(u.size for u in result.uploaded)
         n_present = len(result.present)
         if store is not None:  # the directory object goes last: it vouches for every file
-            dkey = dir_key(pointer.md5)
             dir_bytes = manifest.dvc_dir_object()
-            if store.head(dkey) != len(dir_bytes):
-                store.put_bytes(dkey, dir_bytes)
-                arrived = store.head(dkey)
-                if arrived != len(dir_bytes):
-                    raise IntegrityError(dkey, str(len(dir_bytes)), str(arrived), what="size")
-                uploaded.append(dkey)
+            if _put_dir_object(store, dir_key(pointer.md5), dir_bytes):
+                uploaded.append(dir_key(pointer.md5))
                 uploaded_bytes += len(dir_bytes)
             else:
                 n_present += 1
 
-        revision_entry: dict[str, Any] = {"name": name, "id": rev_id, "date": _today()}
-        default = make_default if make_default is not None else not existing_revs
-        if default or not existing_revs:
-            revision_entry["default"] = True
-        revision_entry["source"] = (
-            {"type": "huggingface", "repo": tree.upstream_repo, "commit": tree.upstream_commit}
-            if tree.upstream_commit
-            else {"type": "upload"}
-        )
-        if converted:
-            revision_entry["converted"] = {
-                "pickles": list(converted.pickles),
-                "safetensors": list(converted.safetensors),
-                "tool": converted.tool,
-            }
-
+        default = True if not existing_revs else bool(make_default)  # a first revision always is
+        revision_entry = _revision_entry(name, rev_id, tree, converted, default)
         written: list[str] = []
         new_card: str | None = None
-        if same is None:
-            if card_text is None:
-                data: dict[str, Any] = {"schema_version": 1, "id": entry_id, "type": resolved_kind}
-                data.update(prefill(tree, resolved_kind))
-                data.update({k: v for k, v in (card_fields or {}).items() if v not in (None, ())})
-                data["revisions"] = [revision_entry]
-                new_card = card_to_yaml(_order_fields(data, resolved_kind))
-            else:
-                new_card = add_revision(
-                    card_text,
-                    revision_entry,
-                    path=str(paths.card),
-                    make_default=bool(default and existing_revs),
-                )
+        if same is None and card_text is None:
+            data: dict[str, Any] = {"schema_version": 1, "id": entry_id, "type": resolved_kind}
+            data.update(prefill(tree, resolved_kind))
+            data.update({k: v for k, v in (card_fields or {}).items() if v not in (None, ())})
+            data["revisions"] = [revision_entry]
+            new_card = card_to_yaml(_order_fields(data, resolved_kind))
+        elif same is None and card_text is not None:
+            new_card = add_revision(
+                card_text,
+                revision_entry,
+                path=str(paths.card),
+                make_default=bool(default and existing_revs),
+            )
         unchanged = same is not None and paths.manifest(name).is_file()
         if not dry_run:
             written += _write_generated(paths, name, manifest, pointer)
