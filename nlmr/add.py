@@ -35,8 +35,9 @@ from nlmr.progress import Progress
 from nlmr.registry import EntryPaths, Registry, check_id
 from nlmr.remote import resolve_remote
 from nlmr.schemas import load_schema
-from nlmr.sources import SourceFile, SourceTree, open_source
+from nlmr.sources import SourceError, SourceFile, SourceTree, open_source
 from nlmr.store import ObjectStore, Upload, UploadResult, dir_key, file_key
+from nlmr.store.base import file_stamp
 from nlmr.yamlio import load_path
 
 #: Above this many files, suggest sharding (DVC and S3 both slow down per object).
@@ -88,25 +89,31 @@ def _hash_and_queue(
     """Hash every file (a few at a time), collect the manifest entries in ``hashed``, and
     yield each distinct object to upload as soon as its digest is known."""
 
-    def one(item: SourceFile) -> tuple[ManifestFile, Path]:
+    def one(item: SourceFile) -> tuple[ManifestFile, Path, tuple[int, int, int]]:
+        stamp = file_stamp(item.path)
         digests = hash_file(item.path)
+        if file_stamp(item.path) != stamp:
+            raise SourceError(
+                f"{item.relpath}: changed while it was being read",
+                hint="add files that are no longer being written",
+            )
         progress.update(digests.size)
         entry = ManifestFile(
             item.relpath, digests.size, digests.sha256, digests.md5, digests.git_sha1, item.lfs
         )
-        return entry, item.path
+        return entry, item.path, stamp
 
     queued: set[str] = set()
     workers = max(1, min(jobs, os.cpu_count() or 1))
     # largest first, so the longest uploads start earliest
     order = sorted(tree.files, key=lambda f: -f.path.stat().st_size)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        for entry, path in pool.map(one, order):
+        for entry, path, stamp in pool.map(one, order):
             hashed.append(entry)
             key = file_key(entry.md5)
             if key not in queued:
                 queued.add(key)
-                yield Upload(key, path, entry.size, entry.md5)
+                yield Upload(key, path, entry.size, entry.md5, stamp)
 
 
 def _transfer(
@@ -259,7 +266,7 @@ def add(
     name = _revision_name(tree, revision)
     if check := _bad_revision_name(name):
         raise UsageError(check)
-    warnings: list[str] = []
+    warnings: list[str] = list(tree.warnings)
 
     with tempfile.TemporaryDirectory(prefix="nlmr-add-") as staging:
         from nlmr.convert import convert_pickles
@@ -290,7 +297,10 @@ def add(
         rev_id = tree.upstream_commit or manifest.derived_revision_id()
         _check_revision_clash(entry_id, name, rev_id, existing_revs)
         same = next((r for r in existing_revs if r.get("name") == name), None)
-        card_text = paths.card.read_text(encoding="utf-8") if paths.card.is_file() else None
+        card_text = None
+        if paths.card.is_file():  # as is: a BOM and CRLF line endings are kept
+            with open(paths.card, encoding="utf-8", newline="") as fh:
+                card_text = fh.read()
         pointer = DvcPointer.for_manifest(manifest, name)
         uploaded = [u.key for u in result.uploaded]
         uploaded_bytes = sum(u.size for u in result.uploaded)
@@ -360,7 +370,7 @@ def _bad_revision_name(name: str) -> str | None:
     pattern = load_schema("common.schema.json")["$defs"]["revision"]["properties"]["name"][
         "pattern"
     ]
-    if not re.match(pattern, name):
+    if not re.fullmatch(pattern, name):
         return f"{name!r} is not a valid revision name (letters, digits, . _ -; at most 64)"
     return None
 

@@ -36,6 +36,11 @@ def add_revision(
     Raises:
         CardError: the card cannot be parsed, or the edit did not produce the intended card.
     """
+    # Edit LF text without a BOM (the loader's positions count neither), then restore the
+    # card's own conventions so the rest of the file stays byte for byte as it was.
+    bom = "\ufeff" if text.startswith("\ufeff") else ""
+    crlf = "\r\n" in text
+    text = text.removeprefix(bom).replace("\r\n", "\n")
     doc = load_text(text, path=path)
     if not isinstance(doc.data, dict):
         raise CardError(path, "a card is a mapping of fields")
@@ -50,7 +55,7 @@ def add_revision(
                 edits.append((node.start_mark.index, node.end_mark.index, "false"))
 
     node = nodes.get(("revisions",))
-    if node is None or existing is None:
+    if node is None:
         # no revisions yet: append a new block at the end of the file
         tail = "" if text.endswith("\n") or not text else "\n"
         edits.append((len(text), len(text), f"{tail}revisions:\n{_block([revision], 0)}"))
@@ -66,7 +71,7 @@ def add_revision(
             prefix = "\n"
         edits.append((at, at, prefix + _block([revision], node.start_mark.column)))
     else:
-        # `revisions: []` or a flow list: rewrite that node as a block
+        # `revisions:` with no value, `revisions: []` or a flow list: rewrite it as a block
         key = key_nodes[("revisions",)]
         items = [*(existing if isinstance(existing, list) else []), revision]
         if make_default:
@@ -77,19 +82,18 @@ def add_revision(
                 for r in items[:-1]
             ] + [revision]
         colon = text.index(":", key.end_mark.index) + 1
-        edits = [
-            (colon, node.end_mark.index, "\n" + _block(items, key.start_mark.column).rstrip("\n"))
-        ]
+        end = max(colon, node.end_mark.index)
+        edits = [(colon, end, "\n" + _block(items, key.start_mark.column).rstrip("\n"))]
 
     new = text
     for start, end, replacement in sorted(edits, reverse=True):
         new = new[:start] + replacement + new[end:]
     check = load_text(new, path=path).data
     revisions = check.get("revisions") if isinstance(check, dict) else None
-    if not isinstance(revisions, list) or revisions[-1] != dict(revision):
+    if not isinstance(revisions, list) or not revisions or revisions[-1] != dict(revision):
         raise CardError(
             path,
             "could not add the revision to the card automatically",
             hint="add it by hand under `revisions:`",
         )
-    return new
+    return bom + (new.replace("\n", "\r\n") if crlf else new)

@@ -10,6 +10,7 @@ index (``weight_map`` renamed to the new files).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -154,9 +155,7 @@ def convert_pickles(tree: SourceTree, staging: Path) -> Converted | None:
     )
     tool = f"nlmr {__version__} (torch {torch.__version__}, safetensors {safetensors.__version__})"
     return Converted(
-        SourceTree(
-            tree.root, tuple(files), tree.upstream_repo, tree.upstream_commit, tree.refs, tree.kind
-        ),
+        dataclasses.replace(tree, files=tuple(files)),
         tuple(sorted(renamed)),
         tuple(sorted(renamed.values())),
         tool,

@@ -70,7 +70,7 @@ def check_id(entry_id: str) -> str | None:
     from nlmr.schemas import load_schema
 
     pattern = re.compile(load_schema("common.schema.json")["$defs"]["repo_id"]["pattern"])
-    if not pattern.match(entry_id):
+    if not pattern.fullmatch(entry_id):
         return f"{entry_id!r} is not an id of the form org/name (letters, digits, - _ .)"
     if "--" in entry_id or ".." in entry_id:
         return f"{entry_id!r}: '--' and '..' are not allowed in ids"

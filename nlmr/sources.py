@@ -100,6 +100,7 @@ class SourceTree:
     upstream_commit: str | None = None
     refs: tuple[str, ...] = ()
     kind: Kind | None = None
+    warnings: tuple[str, ...] = ()
 
     def get(self, relpath: str) -> SourceFile | None:
         return next((f for f in self.files if f.relpath == relpath), None)
@@ -122,18 +123,29 @@ def open_source(
         return _plain_tree(path.resolve())
     if path.exists():
         raise SourceError(f"{source}: not a directory", hint="point nlmr add at the model's folder")
-    if re.match(r"^[\w.-]+/[\w.-]+$", source) and not source.startswith((".", "/")):
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", source) and not source.startswith((".", "/")):
         return _from_hub(source, revision, kind)
     raise SourceError(f"{source}: no such directory")
 
 
 def _walk(root: Path) -> list[tuple[str, Path]]:
+    """Files below ``root``, sorted. Linked directories are refused (they could loop, or pull
+    in a whole other tree), and so are broken links."""
     found: list[tuple[str, Path]] = []
     for dirpath, dirnames, filenames in os.walk(root):
+        for d in dirnames:
+            if d not in SKIP_DIRS and os.path.islink(os.path.join(dirpath, d)):
+                rel = Path(dirpath, d).relative_to(root).as_posix()
+                raise SourceError(
+                    f"{root}: {rel} is a link to a directory; nlmr does not follow those",
+                    hint="copy the directory in, or add it alone",
+                )
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
         for name in filenames:
             full = Path(dirpath, name)
             rel = full.relative_to(root).as_posix()
+            if not full.exists():
+                raise SourceError(f"{root}: {rel} is a broken link")
             found.append((rel, full))
     return sorted(found)
 
@@ -161,13 +173,20 @@ def is_lfs(relpath: str, size: int, patterns: list[str] | tuple[str, ...]) -> bo
 
 def _plain_tree(root: Path) -> SourceTree:
     patterns = _gitattributes_lfs(root) or list(LFS_PATTERNS)
+    walked = _walk(root)
     files = tuple(
-        SourceFile(rel, full, is_lfs(rel, full.stat().st_size, patterns))
-        for rel, full in _walk(root)
+        SourceFile(rel, full, is_lfs(rel, full.stat().st_size, patterns)) for rel, full in walked
     )
     if not files:
         raise SourceError(f"{root}: no files to add")
-    return SourceTree(root, files)
+    outside = [
+        rel for rel, full in walked if full.is_symlink() and not full.resolve().is_relative_to(root)
+    ]
+    warnings = tuple(
+        f"{rel} links outside the source ({Path(root, rel).resolve()}); its content is added"
+        for rel in outside
+    )
+    return SourceTree(root, files, warnings=warnings)
 
 
 def _as_snapshot(path: Path, revision: str | None) -> SourceTree | None:

@@ -38,9 +38,12 @@ MAX_BYTES = 4 * 1024 * 1024
 Pointer = tuple[str | int, ...]
 
 # YAML 1.2 core-schema resolution of plain scalars (PyYAML implements YAML 1.1).
-_INT_RE = re.compile(r"[-+]?(0|[1-9][0-9_]*)|0x[0-9a-fA-F_]+|0o[0-7_]+")
+_INT_RE = re.compile(r"[-+]?(0|[1-9](_?[0-9])*)|0x[0-9a-fA-F]+|0o[0-7]+")
 # (no leading zeros: "0755" stays a string rather than becoming 755.0)
-_FLOAT_RE = re.compile(r"[-+]?(\.[0-9]+|(0|[1-9][0-9_]*)(\.[0-9_]*)?)([eE][-+]?[0-9]+)?")
+_FLOAT_RE = re.compile(r"[-+]?(\.[0-9]+|(0|[1-9](_?[0-9])*)(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+#: Cards nest a few levels; libyaml and the builder recurse per level, and very deep
+#: nesting overflows the C stack (a crash, not an exception). Refuse it up front.
+MAX_DEPTH = 100
 _SPECIAL_FLOATS = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
@@ -90,7 +93,10 @@ def _core_schema(text: str) -> Any:
     if text in _BOOLS:
         return _BOOLS[text]
     if _INT_RE.fullmatch(text):
-        return int(text, 0)
+        try:
+            return int(text, 0)
+        except ValueError:  # more digits than Python converts (sys.int_info): keep the text
+            return text
     if _FLOAT_RE.fullmatch(text):
         return float(text.replace("_", ""))
     special = _SPECIAL_FLOATS.get(text.lower())
@@ -226,7 +232,28 @@ def load_text(text: str, *, path: str) -> Document:
     return Document(path=path, data=data, text=text, positions=positions)
 
 
+def _nesting_problem(text: str) -> tuple[int, str] | None:
+    """(line, message) when the text nests deeper than :data:`MAX_DEPTH` (a cheap upper bound:
+    open brackets, and leading indentation or ``- `` markers per line)."""
+    depth = 0
+    for number, line in enumerate(text.split("\n"), 1):
+        lead = len(line) - len(line.lstrip(" -?:"))
+        if lead // 2 > MAX_DEPTH:
+            return number, f"nested deeper than {MAX_DEPTH} levels"
+        for ch in line:
+            if ch in "[{":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return number, f"nested deeper than {MAX_DEPTH} levels"
+            elif ch in "]}":
+                depth = max(0, depth - 1)
+    return None
+
+
 def _parse(text: str, path: str) -> tuple[Any, Positions]:
+    deep = _nesting_problem(text)
+    if deep:
+        raise CardError(path, deep[1], line=deep[0])
     try:
         loader = _Loader(text)
         try:
@@ -247,6 +274,8 @@ def _parse(text: str, path: str) -> tuple[Any, Positions]:
         ) from None
     except yaml.YAMLError as exc:
         raise CardError(path, f"invalid YAML: {exc}".splitlines()[0]) from None
+    except RecursionError:
+        raise CardError(path, f"nested deeper than {MAX_DEPTH} levels") from None
     if node is None:
         raise CardError(path, "empty file")
     builder = _Builder(path)

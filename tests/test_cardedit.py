@@ -21,6 +21,8 @@ OLD = "a" * 40
         "# note\ntitle: x\n",
         f"id: a/b\nrevisions:\n  - name: main\n    id: {OLD}\n    default: true\n",
         f"id: a/b\nrevisions: [{{name: main, id: '{OLD}', default: true}}]\n",
+        "id: a/b\nrevisions:\ntitle: x\n",
+        "id: a/b\nrevisions: ~  # none yet\ntitle: x\n",
     ],
 )
 def test_add_revision_and_move_default(text: str) -> None:
@@ -40,3 +42,12 @@ def test_add_without_moving_default() -> None:
     new = {**NEW, "default": False}
     data = load_text(add_revision(text, new, path="c"), path="c").data
     assert [r["default"] for r in data["revisions"]] == [True, False]
+
+
+def test_bom_and_crlf_are_kept() -> None:
+    text = f"\ufeffid: a/b\r\nrevisions:\r\n- name: main\r\n  id: {OLD}\r\n  default: true\r\n"
+    out = add_revision(text, NEW, path="c", make_default=True)
+    assert out.startswith("\ufeffid: a/b\r\n") and "\n" not in out.replace("\r\n", "")
+    data = load_text(out.removeprefix("\ufeff"), path="c").data
+    assert [r["name"] for r in data["revisions"]] == ["main", "v2"]
+    assert data["revisions"][0]["default"] is False

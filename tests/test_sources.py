@@ -117,3 +117,22 @@ def test_bad_sources(tmp_path: Path) -> None:
         open_source(str(tmp_path / "empty"))
     with pytest.raises(SourceError, match="no such directory"):
         open_source(str(tmp_path / "missing" / "x"))
+
+
+def test_links(tmp_path: Path) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_text("s")
+    src = tmp_path / "src"
+    (src / "real").mkdir(parents=True)
+    (src / "real" / "a.txt").write_text("a")
+    os.symlink(outside, src / "linked.txt")
+    tree = open_source(str(src))
+    assert [f.relpath for f in tree.files] == ["linked.txt", "real/a.txt"]
+    assert tree.warnings and "linked.txt links outside the source" in tree.warnings[0]
+    os.symlink(src / "real", src / "again")
+    with pytest.raises(SourceError, match="again is a link to a directory"):
+        open_source(str(src))
+    (src / "again").unlink()
+    os.symlink(tmp_path / "gone", src / "broken.txt")
+    with pytest.raises(SourceError, match=r"broken\.txt is a broken link"):
+        open_source(str(src))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import re
 import threading
 from abc import ABC, abstractmethod
@@ -21,7 +22,7 @@ DEFAULT_JOBS = 8
 
 def file_key(md5: str) -> str:
     """DVC 3's key of a file object: ``files/md5/ab/cdef…``."""
-    if not _MD5.match(md5):
+    if not _MD5.fullmatch(md5):
         raise ValueError(f"not an md5: {md5!r}")
     return f"files/md5/{md5[:2]}/{md5[2:]}"
 
@@ -41,6 +42,9 @@ class Upload:
     path: Path
     size: int
     md5: str
+    #: (size, mtime_ns, inode) when the file was hashed: a file rewritten since then must not
+    #: be stored under the old md5 (multipart uploads carry no Content-MD5 to catch it).
+    stamp: tuple[int, int, int] | None = None
 
 
 @dataclass
@@ -143,6 +147,20 @@ class ObjectStore(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove an object (missing objects are not an error)."""
+
+
+def file_stamp(path: Path) -> tuple[int, int, int]:
+    """(size, mtime_ns, inode): changes whenever the file is rewritten."""
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def check_unchanged(item: Upload) -> None:
+    """Raise :class:`IntegrityError` when the file changed after it was hashed."""
+    if item.stamp is not None and file_stamp(item.path) != item.stamp:
+        raise IntegrityError(
+            str(item.path), "the file as hashed", "a file rewritten since", what="content"
+        )
 
 
 def check_size(item: Upload, actual: int | None) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nlmr.errors import ObjectNotFoundError
 from nlmr.fsutil import atomic_write
-from nlmr.store.base import ObjectStore, Upload, check_size
+from nlmr.store.base import ObjectStore, Upload, check_size, check_unchanged
 
 
 class LocalStore(ObjectStore):
@@ -40,6 +40,7 @@ class LocalStore(ObjectStore):
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
                 check_size(item, os.fstat(fh.fileno()).st_size)
+            check_unchanged(item)
             os.chmod(tmp, 0o444)
             os.replace(tmp, target)
         except BaseException:

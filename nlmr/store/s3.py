@@ -25,7 +25,14 @@ from nlmr.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from nlmr.store.base import DEFAULT_JOBS, ObjectStore, Upload, UploadResult, check_size
+from nlmr.store.base import (
+    DEFAULT_JOBS,
+    ObjectStore,
+    Upload,
+    UploadResult,
+    check_size,
+    check_unchanged,
+)
 from nlmr.store.s3http import Credentials, S3Http
 
 #: S3 allows at most 10,000 parts per multipart upload.
@@ -138,6 +145,7 @@ class S3Store(ObjectStore):
         self.endpoint_url = endpoint_url
         self.jobs = max(1, jobs)
         self._boto: Any = None
+        self._boto_lock = threading.Lock()
         self._make_client = functools.partial(self._build_client, credentials or {})
         self._fast = self._build_fast(credentials or {})
 
@@ -145,8 +153,9 @@ class S3Store(ObjectStore):
     def _client(self) -> Any:
         # Built on first use: loading botocore's service model costs a few hundred ms, and
         # adding small files to an S3-compatible store never needs it.
-        if self._boto is None:
-            self._boto = self._make_client()
+        with self._boto_lock:
+            if self._boto is None:
+                self._boto = self._make_client()
         return self._boto
 
     def _build_fast(self, credentials: dict[str, str]) -> S3Http | None:
@@ -156,7 +165,7 @@ class S3Store(ObjectStore):
         import botocore.session
 
         if credentials.get("access_key_id"):
-            creds: Credentials | None = Credentials(
+            creds: Any = Credentials(
                 credentials["access_key_id"],
                 credentials.get("secret_access_key", ""),
                 credentials.get("session_token"),
@@ -164,11 +173,7 @@ class S3Store(ObjectStore):
             region = credentials.get("region")
         else:
             session = botocore.session.Session(profile=credentials.get("profile"))
-            found = session.get_credentials()
-            frozen = found.get_frozen_credentials() if found is not None else None
-            creds = (
-                Credentials(frozen.access_key, frozen.secret_key, frozen.token) if frozen else None
-            )
+            creds = session.get_credentials()  # refreshable; S3Http fetches them per request
             region = credentials.get("region") or session.get_config_variable("region")
         return S3Http(self.endpoint_url, self.bucket, region or "us-east-1", creds, url=self.url)
 
@@ -319,20 +324,25 @@ class S3Store(ObjectStore):
             report(item.size)
 
         with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
-            for item in uploads:
-                if errors:
-                    break
-                if item.size < MIN_PART:
-                    pending.append(pool.submit(single, item))
-                    continue
-                if exists(item):
-                    result.present.append(item)
-                    continue
-                pending += self._multipart(item, pool, lock, result, errors, report)
-            for future in concurrent.futures.as_completed(pending):
-                exc = future.exception()
-                if exc is not None:
-                    errors.append(exc)
+            try:
+                for item in uploads:
+                    if errors:
+                        break
+                    if item.size < MIN_PART:
+                        pending.append(pool.submit(single, item))
+                        continue
+                    if exists(item):
+                        result.present.append(item)
+                        continue
+                    pending += self._multipart(item, pool, lock, result, errors, report)
+                for future in concurrent.futures.as_completed(pending):
+                    exc = future.exception()
+                    if exc is not None:
+                        errors.append(exc)
+            except BaseException as exc:  # Ctrl-C, or the producer (hashing) failed
+                errors.append(exc)  # queued parts see it, skip their work and abort
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
         if errors:
             raise errors[0]
         return result
@@ -375,6 +385,7 @@ class S3Store(ObjectStore):
                     remaining[0] -= 1
                     last = remaining[0] == 0
                 if last:
+                    check_unchanged(item)  # parts carry no md5: refuse a file rewritten since
                     self._client.complete_multipart_upload(
                         Bucket=self.bucket,
                         Key=key,

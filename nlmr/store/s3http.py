@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
+from typing import Any
 from xml.etree import ElementTree
 
 from nlmr.errors import StoreAccessError, StoreError, StoreUnavailableError
@@ -52,7 +53,7 @@ class S3Http:
         endpoint_url: str,
         bucket: str,
         region: str,
-        credentials: Credentials | None,
+        credentials: Credentials | Any | None,
         *,
         url: str,
     ) -> None:
@@ -65,7 +66,7 @@ class S3Http:
         self.credentials = credentials
         self.url = url  # for messages
         self._local = threading.local()
-        self._keys: dict[str, bytes] = {}
+        self._keys: dict[tuple[str, str], bytes] = {}
 
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
@@ -85,14 +86,23 @@ class S3Http:
             conn.close()
             self._local.conn = None
 
-    def _signing_key(self, date: str) -> bytes:
-        if date not in self._keys:
-            assert self.credentials is not None
-            k = _sign(("AWS4" + self.credentials.secret_key).encode(), date)
+    def _current(self) -> Credentials | None:
+        """The credentials to sign with now: temporary ones (SSO, assumed roles) are
+        refreshed by botocore when they near expiry, so they are fetched per request."""
+        source = self.credentials
+        if source is None or isinstance(source, Credentials):
+            return source
+        frozen = source.get_frozen_credentials()
+        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    def _signing_key(self, creds: Credentials, date: str) -> bytes:
+        cache = (date, creds.secret_key)
+        if cache not in self._keys:
+            k = _sign(("AWS4" + creds.secret_key).encode(), date)
             for part in (self.region, "s3", "aws4_request"):
                 k = _sign(k, part)
-            self._keys[date] = k
-        return self._keys[date]
+            self._keys = {cache: k}  # one entry: the current day and key
+        return self._keys[cache]
 
     def _headers(
         self, method: str, path: str, extra: dict[str, str], query: str = ""
@@ -105,10 +115,11 @@ class S3Http:
             "x-amz-content-sha256": "UNSIGNED-PAYLOAD",
             **{k.lower(): v for k, v in extra.items()},
         }
-        if self.credentials is None:
+        creds = self._current()
+        if creds is None:
             return headers  # anonymous: a public bucket
-        if self.credentials.token:
-            headers["x-amz-security-token"] = self.credentials.token
+        if creds.token:
+            headers["x-amz-security-token"] = creds.token
         names = sorted(headers)
         canonical = "\n".join(
             [
@@ -125,10 +136,10 @@ class S3Http:
             ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
         )
         signature = hmac.new(
-            self._signing_key(amz_date[:8]), to_sign.encode(), hashlib.sha256
+            self._signing_key(creds, amz_date[:8]), to_sign.encode(), hashlib.sha256
         ).hexdigest()
         headers["authorization"] = (
-            f"AWS4-HMAC-SHA256 Credential={self.credentials.access_key}/{scope}, "
+            f"AWS4-HMAC-SHA256 Credential={creds.access_key}/{scope}, "
             f"SignedHeaders={';'.join(names)}, Signature={signature}"
         )
         return headers
