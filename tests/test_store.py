@@ -157,3 +157,8 @@ def test_listing_pages_and_prefix(
     monkeypatch.setattr(s3mod, "SEQUENTIAL_LIST_MAX", 0)  # the concurrent per-prefix path
     assert store.listing(100_000) == listed
     assert store.listing(10) is None  # too few lookups: HEADs are cheaper
+
+
+def test_endpoint_needs_a_scheme() -> None:
+    with pytest.raises(RemoteConfigError, match="needs its scheme"):
+        open_store("s3://b/p", endpoint_url="minio:9000")

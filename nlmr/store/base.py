@@ -191,6 +191,10 @@ def open_store(
     if url.startswith("s3://"):
         from nlmr.store.s3 import S3Store
 
+        if endpoint_url and not endpoint_url.startswith(("http://", "https://")):
+            raise RemoteConfigError(
+                f"endpoint URL {endpoint_url!r} needs its scheme: https://… or http://…"
+            )
         return S3Store(url, endpoint_url=endpoint_url, credentials=credentials, jobs=jobs)
     if url.startswith("file://"):
         url = url[len("file://") :]
