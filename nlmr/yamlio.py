@@ -232,19 +232,25 @@ def load_text(text: str, *, path: str) -> Document:
     return Document(path=path, data=data, text=text, positions=positions)
 
 
+_DEEP_INDENT = re.compile(rf"^[ \-?:]{{{2 * MAX_DEPTH + 2},}}", re.M)
+
+
 def _nesting_problem(text: str) -> tuple[int, str] | None:
     """(line, message) when the text nests deeper than :data:`MAX_DEPTH` (a cheap upper bound:
-    open brackets, and leading indentation or ``- `` markers per line)."""
+    leading indentation or ``- `` markers on a line, and open brackets)."""
+    message = f"nested deeper than {MAX_DEPTH} levels"
+    deep = _DEEP_INDENT.search(text)
+    if deep:
+        return text.count("\n", 0, deep.start()) + 1, message
+    if text.count("[") + text.count("{") <= MAX_DEPTH:  # the usual case: nothing to scan
+        return None
     depth = 0
     for number, line in enumerate(text.split("\n"), 1):
-        lead = len(line) - len(line.lstrip(" -?:"))
-        if lead // 2 > MAX_DEPTH:
-            return number, f"nested deeper than {MAX_DEPTH} levels"
         for ch in line:
             if ch in "[{":
                 depth += 1
                 if depth > MAX_DEPTH:
-                    return number, f"nested deeper than {MAX_DEPTH} levels"
+                    return number, message
             elif ch in "]}":
                 depth = max(0, depth - 1)
     return None
