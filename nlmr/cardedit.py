@@ -67,6 +67,14 @@ def add_revision(
             prefix = "\n"
         else:
             at, prefix = line_start, ""
+            # comment lines (and blank lines) right above the next key describe that key:
+            # the new item goes before them
+            while at > 0:
+                prev_start = text.rfind("\n", 0, at - 1) + 1
+                prev = text[prev_start : at - 1]
+                if prev.strip() and not prev.lstrip().startswith("#"):
+                    break
+                at = prev_start
         if at == len(text) and text and not text.endswith("\n"):
             prefix = "\n"
         edits.append((at, at, prefix + _block([revision], node.start_mark.column)))

@@ -51,3 +51,12 @@ def test_bom_and_crlf_are_kept() -> None:
     data = load_text(out.removeprefix("\ufeff"), path="c").data
     assert [r["name"] for r in data["revisions"]] == ["main", "v2"]
     assert data["revisions"][0]["default"] is False
+
+
+def test_comments_above_the_next_key_stay_with_it() -> None:
+    text = (
+        f"revisions:\n- name: main\n  id: {OLD}\n  default: true\n\n"
+        "# the license below\nlicense: MIT\n"
+    )
+    out = add_revision(text, NEW, path="c", make_default=True)
+    assert out.endswith("    type: upload\n\n# the license below\nlicense: MIT\n")
