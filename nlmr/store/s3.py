@@ -59,9 +59,6 @@ _DENIED = {
     "AllAccessDisabled",
 }
 
-#: Errors worth retrying at a higher level (botocore already retries requests itself).
-RETRYABLE: tuple[type[StoreError], ...] = (StoreUnavailableError,)
-
 
 def part_size(size: int) -> int:
     """Multipart chunk size for a file: at least 64 MiB, and few enough parts for S3's limit."""
