@@ -4,7 +4,7 @@ DVC assumes that when a directory object exists, every file it lists does too
 (dvc-data ``hashfile/status.py``), so ``dvc status -c`` and ``dvc push`` miss a
 file object deleted under an existing directory object. This check does not:
 for every stored revision it fetches the directory object, verifies its md5
-against the pointer and its entries against the manifest, and HEADs every file
+against the pointer and its entries against the manifest, and checks every file
 object for existence and size. ``deep`` streams each object and verifies md5
 and sha256 as well. Nothing is downloaded to disk.
 """
