@@ -149,7 +149,16 @@ def prefill(tree: SourceTree, kind: Kind) -> dict[str, Any]:
     if {"modules.json", "config_sentence_transformers.json"} & names:
         fields["framework"] = "sentence-transformers"
         fields.setdefault("task", "sentence-similarity")
-    params = count_parameters(f.path for f in tree.files if f.relpath.endswith(".safetensors"))
+    from nlmr.sources import SourceError
+
+    weights = [f for f in tree.files if f.relpath.endswith(".safetensors")]
+    try:
+        params = count_parameters(f.path for f in weights)
+    except ValueError as exc:  # a file named .safetensors that is not one: loading would fail
+        raise SourceError(
+            f"not a valid safetensors file: {exc}",
+            hint="re-save the weights with save_pretrained or safetensors.torch.save_file",
+        ) from exc
     if params:
         fields.setdefault("parameters", params)
     fields["tokenizer"] = any(n.rsplit("/", 1)[-1] in TOKENIZER_FILES for n in names)

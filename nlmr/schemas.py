@@ -26,6 +26,8 @@ SCHEMA_FILES: dict[str, str] = {
     "dataset": "dataset-card.schema.json",
     "manifest": "manifest.schema.json",
     "dvc": "dvc-pointer.schema.json",
+    "sync-target": "sync-target.schema.json",
+    "catalogue": "catalogue.schema.json",
 }
 COMMON = "common.schema.json"
 
