@@ -8,6 +8,10 @@ render them in one place (``nlmr.cli._errors``) and programs can inspect them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nlmr.lock import LockOwner
 
 
 class NlmrError(Exception):
@@ -139,3 +143,32 @@ class StoreUnavailableError(StoreError, ConnectionError):
 
 class UsageError(NlmrError, ValueError):
     """An argument the user gave is not acceptable (the CLI exits with 2)."""
+
+
+class LockHeldError(NlmrError):
+    """Another process holds the lock (``nlmr sync``'s one-writer lock of a mirror).
+
+    Attributes:
+        path: the lock directory.
+        owner: its owner record, None when the directory has none (yet).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        message: str,
+        *,
+        owner: LockOwner | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.path = path
+        self.owner = owner
+        super().__init__(message, hint=hint)
+
+
+class StaleLockError(LockHeldError):
+    """The lock's owner stopped heartbeating where nlmr cannot check it (another host).
+
+    Breaking such a lock is the operator's decision (``--break-lock``): a stalled
+    node looks the same as a dead one.
+    """
