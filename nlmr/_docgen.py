@@ -53,6 +53,8 @@ def _type_of(node: Mapping[str, Any], base: str) -> str:
         kinds = [_type_of(branch, base) for branch in node["oneOf"]]
         return " or ".join(dict.fromkeys(k for k in kinds if k))
     kind = node.get("type")
+    if isinstance(kind, list):  # ["string", "null"]: each, in order
+        return " or ".join(_type_of({"type": k}, base) for k in kind)
     if kind == "array":
         item = _type_of(node.get("items", {}), base)
         return f"list of {item}" if item else "list"
@@ -64,6 +66,7 @@ def _type_of(node: Mapping[str, Any], base: str) -> str:
         "boolean": "boolean",
         "object": "mapping",
         "number": "number",
+        "null": "null",
     }.get(str(kind), str(kind or ""))
 
 
@@ -172,7 +175,8 @@ def cli_md() -> str:
         HEADER,
         "# Command-line reference\n\n",
         "Every command's `--help`, as the installed version prints it. Exit status: 0 "
-        "success, 1 an error or a failed check, 2 a usage error.\n",
+        "success, 1 an error or a failed check, 2 a usage error, 3 a partial failure "
+        "(`nlmr sync`: some revisions failed, the rest synced).\n",
     ]
     for ctx in _contexts(cli, "nlmr", None):
         parts += [f"\n## `{ctx.command_path}`\n\n```text\n", ctx.command.get_help(ctx), "\n```\n"]
@@ -181,7 +185,29 @@ def cli_md() -> str:
     return "".join(parts)
 
 
-PAGES = {"cards.md": cards_md, "cli.md": cli_md}
+def targets_md() -> str:
+    """The reference of mirror target files and of the catalogue a mirror publishes."""
+    target = load_schema(SCHEMA_FILES["sync-target"])
+    catalogue = load_schema(SCHEMA_FILES["catalogue"])
+    return "".join(
+        [
+            HEADER,
+            "# Mirror target and catalogue reference\n\n",
+            "How to run a mirror is in [sync](sync.md); this page lists every field.\n\n",
+            "## Target files (`sync/<name>.yaml`)\n\n",
+            f"{target['description']}\n\n",
+            _table(list(_fields(target, SCHEMA_FILES["sync-target"]))),
+            "\n\nSizes are bytes or a number with `KiB`, `MiB`, `GiB`, `TiB`; durations are `0` "
+            "or a number with `s`, `m`, `h`, `d`.\n",
+            "\n## The catalogue (`ROOT/catalogue.json`)\n\n",
+            f"{catalogue['description']}\n\n",
+            _table(list(_fields(catalogue, SCHEMA_FILES["catalogue"]))),
+            "\n",
+        ]
+    )
+
+
+PAGES = {"cards.md": cards_md, "cli.md": cli_md, "targets.md": targets_md}
 
 
 def main(argv: list[str] | None = None) -> int:

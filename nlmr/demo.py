@@ -6,7 +6,11 @@ It grows with each capability. Today:
 2. list the catalogue;
 3. round-trip every card through a Hugging Face README;
 4. build a tiny real BERT with transformers (no download), ``nlmr add`` it to a copy of the
-   registry with a local store, validate again and ``check-remote --deep`` it.
+   registry with a local store, validate again and ``check-remote --deep`` it;
+5. ``nlmr sync`` that registry to a read-only mirror (plain and hub-cache trees), check the
+   mirror deeply, sync again (nothing moves) and show the users' environment;
+6. load the model from the mirror offline, by path and by hub id through ``HF_HUB_CACHE``,
+   and compare its outputs with the source model's.
 
 Everything the demo writes goes under its work directory (``./nlmr-demo`` by default).
 """
@@ -78,6 +82,85 @@ def build_tiny_model(out: Path) -> bool:
     return True
 
 
+_LOAD = """
+import hashlib, json, sys
+import torch
+from transformers import AutoModelForMaskedLM, AutoTokenizer
+out = {}
+for ref in sys.argv[1:]:
+    tok = AutoTokenizer.from_pretrained(ref)
+    model = AutoModelForMaskedLM.from_pretrained(ref)
+    with torch.no_grad():
+        logits = model(**tok("w1 w2 w3", return_tensors="pt")).logits
+    out[ref] = hashlib.sha256(logits.numpy().tobytes()).hexdigest()
+print(json.dumps(out))
+"""
+
+
+def _sync_and_load(work: Path, registry: Path, echo: Echo) -> bool:
+    import json
+
+    from nlmr.cli._output import human_bytes
+    from nlmr.envfiles import render_shell, user_env
+    from nlmr.sync.check import check_mirror
+    from nlmr.sync.engine import sync
+    from nlmr.target import default_target
+
+    mirror = work / "mirror"
+    echo(f"== 5/6 nlmr sync --root {mirror}")
+    target = default_target(mirror)
+    store = str(work / "store")
+    first = sync(target, registry=registry, remote=store, progress=False)
+    for ref in first.published:
+        echo(f"  published {ref}")
+    echo(
+        f"  {human_bytes(first.transferred_bytes)} transferred and verified, "
+        f"layouts shared by {first.link_mode}s, in {first.seconds:.2f} s"
+    )
+    checked = check_mirror(mirror, deep=True)
+    echo(
+        f"  check-mirror --deep: {'ok' if checked.ok else checked.problems} "
+        f"({checked.revisions} revision(s), {checked.files} file(s))"
+    )
+    again = sync(target, registry=registry, remote=store, progress=False)
+    echo(
+        f"  sync again: {len(again.published)} published, {again.plan.unchanged} unchanged, "
+        f"{again.transferred_bytes} bytes moved, {again.seconds:.3f} s"
+    )
+    echo("  users' environment (`nlmr env --root ...`):")
+    for line in render_shell(user_env(target)).splitlines():
+        if line.startswith("export"):
+            echo(f"    {line}")
+    ok = first.ok and checked.ok and again.ok and not again.published
+
+    echo("== 6/6 load from the mirror, offline (HF_HUB_OFFLINE=1, HF_HUB_CACHE=mirror/hub)")
+    plain = mirror / "models/nlmr-demo/tiny-bert"
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_CACHE": str(mirror / "hub"),
+        "HF_HOME": str(work / "hf-home"),
+        "TRANSFORMERS_VERBOSITY": "error",
+    }
+    refs = [str(work / "tiny-bert"), str(plain), "nlmr-demo/tiny-bert"]
+    done = subprocess.run(
+        [sys.executable, "-c", _LOAD, *refs], capture_output=True, text=True, env=env, check=False
+    )
+    if done.returncode != 0:
+        echo("  load failed: " + done.stderr.strip().splitlines()[-1])
+        return False
+    digests = json.loads(done.stdout.strip().splitlines()[-1])
+    source = digests[refs[0]]
+    for ref in refs[1:]:
+        same = digests[ref] == source
+        ok = ok and same
+        echo(
+            f"  from_pretrained({ref!r}): "
+            + ("outputs identical to the source model" if same else "OUTPUTS DIFFER")
+        )
+    return ok
+
+
 def run_demo(
     registry: str | Path | None, *, workdir: str | Path = "nlmr-demo", echo: Echo = print
 ) -> DemoResult:
@@ -92,7 +175,7 @@ def run_demo(
 
     source = Path(registry) if registry else default_registry()
     work = Path(workdir).resolve()
-    echo(f"== 1/4 validate {source}")
+    echo(f"== 1/6 validate {source}")
     report = validate([source])
     for problem in report.problems:
         echo("  " + problem.format())
@@ -101,12 +184,12 @@ def run_demo(
         f"{len(report.warnings)} warning(s)"
     )
 
-    echo("== 2/4 catalogue")
+    echo("== 2/6 catalogue")
     listing = list_entries(source)
     rows = [[e.id, e.type, ",".join(e.languages), e.license, e.status] for e in listing.entries]
     echo(table(["ID", "TYPE", "LANGUAGES", "LICENSE", "STATUS"], rows))
 
-    echo("== 3/4 card -> Hugging Face README.md -> card")
+    echo("== 3/6 card -> Hugging Face README.md -> card")
     reg = Registry(source)
     same = 0
     for summary in listing.entries:
@@ -116,7 +199,7 @@ def run_demo(
         echo(f"  {summary.id}: {'identical' if back == card else 'DIFFERS'}")
     ok = report.ok() and not listing.invalid and same == len(listing.entries)
 
-    echo(f"== 4/4 nlmr add a tiny model to a copy of the registry ({work})")
+    echo(f"== 4/6 nlmr add a tiny model to a copy of the registry ({work})")
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -157,5 +240,9 @@ def run_demo(
             f"{'ok' if remote.ok else [p.format() for p in remote.problems]}"
         )
         ok = ok and after.ok() and remote.ok and not result.problems
+    if added is not None:
+        ok = _sync_and_load(work, demo_registry, echo) and ok
+    else:
+        echo("== 5/6 sync, 6/6 load: skipped (no model was added)")
     echo("demo " + ("succeeded" if ok else "found problems (see above)"))
     return DemoResult(ok, source, report.cards, same, added)

@@ -261,7 +261,15 @@ def load_target(path: str | os.PathLike[str]) -> Target:
             pointer=("name",),
             hint=f"rename the file to {data['name']}{TARGET_SUFFIX} or change the name",
         )
-    return _target_from_dict(data, p)
+    target = _target_from_dict(data, p)
+    from nlmr.envfiles import user_env
+
+    try:
+        user_env(target)  # the env values must translate to both shell and Lua
+    except ValueError as exc:
+        line, col = doc.locate(("env",))
+        raise CardError(display, str(exc), line=line, col=col, pointer=("env",)) from exc
+    return target
 
 
 def _target_from_dict(data: Mapping[str, Any], path: Path) -> Target:

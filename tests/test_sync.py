@@ -378,3 +378,14 @@ def test_add_refuses_a_file_that_is_not_safetensors(world: World) -> None:
 
     with pytest.raises(SourceError, match=r"w\.safetensors"):
         world.add("acme/bad", {"config.json": b"{}", "w.safetensors": b"x" * 300})
+
+
+def test_target_env_values_are_checked_with_their_line(tmp_path: Path) -> None:
+    from nlmr.errors import CardError
+    from nlmr.target import load_target
+
+    path = tmp_path / "t.yaml"
+    path.write_text("schema_version: 1\nname: t\nroot: /x\nenv:\n  user_dir: $(whoami)/hf\n")
+    with pytest.raises(CardError) as info:
+        load_target(path)
+    assert info.value.line == 5 and "$(" in str(info.value)

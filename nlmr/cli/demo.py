@@ -25,7 +25,8 @@ def demo(registry_dir: str | None, workdir: str) -> int:
     Today: validate every card, list the catalogue, check that each card
     survives the round trip through a Hugging Face README.md, then build a
     tiny real model, `nlmr add` it to a copy of the registry with a local
-    store, and check the store deeply.
+    store, check the store deeply, `nlmr sync` it to a read-only mirror and
+    load it from there offline, by path and by hub id.
     """
     from nlmr.demo import run_demo
 

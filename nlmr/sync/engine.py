@@ -242,11 +242,9 @@ def sync(
 
 def _env_files(target: Target) -> dict[str, bytes]:
     """The users' environment files, by path relative to the root."""
-    try:
-        from nlmr.envfiles import env_files_for  # TEMP until envfiles lands
-    except ImportError:
-        return {}
-    return env_files_for(target)  # type: ignore[no-any-return]
+    from nlmr.envfiles import env_files_for
+
+    return env_files_for(target)
 
 
 def _stale_env(target: Target, files: dict[str, bytes]) -> bool:
