@@ -389,3 +389,37 @@ def test_target_env_values_are_checked_with_their_line(tmp_path: Path) -> None:
     with pytest.raises(CardError) as info:
         load_target(path)
     assert info.value.line == 5 and "$(" in str(info.value)
+
+
+@pytest.mark.parametrize("works", ["hardlink", "symlink", "copy"])
+def test_layouts_share_bytes_by_the_best_link_the_filesystem_allows(
+    world: World, monkeypatch: pytest.MonkeyPatch, works: str
+) -> None:
+    import errno
+
+    world.add("acme/tiny", FILES)
+    real_link, real_symlink = os.link, os.symlink
+
+    def refuse(real: Any, code: int) -> Any:
+        # only links into the plain tree's staging fail, as on a filesystem without them
+        def call(src: Any, dst: Any, *a: Any, **kw: Any) -> Any:
+            if "/build-" in str(dst) and "@" in str(dst):
+                raise OSError(code, os.strerror(code), str(dst))
+            return real(src, dst, *a, **kw)
+
+        return call
+
+    if works in ("symlink", "copy"):
+        monkeypatch.setattr(os, "link", refuse(real_link, errno.EXDEV))
+    if works == "copy":
+        monkeypatch.setattr(os, "symlink", refuse(real_symlink, errno.EPERM))
+    report = world.sync()
+    assert report.ok and report.link_mode == works
+    plain = world.root / "models/acme/tiny@main"
+    for rel, data in FILES.items():
+        assert (plain / rel).read_bytes() == data
+        assert (plain / rel).is_symlink() == (works == "symlink")
+    if works == "symlink":  # relative, so the tree can be moved or mounted elsewhere
+        assert not os.readlink(plain / "sub/extra.txt").startswith("/")
+        assert os.readlink(plain / "sub/extra.txt").startswith("../../../../hub/")
+    assert check_mirror(world.root, deep=True).ok

@@ -217,7 +217,8 @@ sys.exit(report.exit_code)
 """
 
 
-def test_sync_killed_at_random_moments_leaves_a_valid_tree(tmp_path: Path) -> None:
+def _big_registry(tmp_path: Path) -> Path:
+    """Six models of 3 MB and 40 small files each in a local store: a sync takes seconds."""
     reg = tmp_path / "registry"
     (reg / "models").mkdir(parents=True)
     (reg / "datasets").mkdir()
@@ -234,6 +235,12 @@ def test_sync_killed_at_random_moments_leaves_a_valid_tree(tmp_path: Path) -> No
             (src / f"extra/f{i}.txt").parent.mkdir(exist_ok=True)
             (src / f"extra/f{i}.txt").write_bytes(rng.randbytes(2000))
         add(str(src), f"acme/m{m}", registry=reg, card_fields=CARD, progress=False)
+    return reg
+
+
+def test_sync_killed_at_random_moments_leaves_a_valid_tree(tmp_path: Path) -> None:
+    reg = _big_registry(tmp_path)
+    rng = random.Random(7)
     root = tmp_path / "mirror"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     kills = 0
@@ -266,3 +273,48 @@ def test_sync_killed_at_random_moments_leaves_a_valid_tree(tmp_path: Path) -> No
     full = check_mirror(root, deep=True)
     assert full.ok and full.revisions == 6, full.problems
     assert not list((root / ".nlmr/staging").glob("build-*"))
+
+
+def test_concurrent_syncs_one_writer_at_a_time(tmp_path: Path) -> None:
+    reg = _big_registry(tmp_path)
+    root = tmp_path / "mirror"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+
+    def start(*extra: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "nlmr",
+                "sync",
+                "--root",
+                str(root),
+                "--registry",
+                str(reg),
+                "--json",
+                *extra,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    # without --wait: the second exits 1 naming the holder, the first completes
+    first = start()
+    while not (root / ".nlmr/lock").exists() and first.poll() is None:
+        time.sleep(0.01)
+    second = start()
+    _, err2 = second.communicate(timeout=120)
+    out1, err1 = first.communicate(timeout=120)
+    assert first.returncode == 0, err1
+    assert second.returncode == 1 and "pid" in err2 and "--wait" in err2, err2
+    assert "Traceback" not in err2
+    assert len(json.loads(out1)["published"]) == 6
+    # with --wait: both succeed, one after the other; the second finds nothing to do
+    shutil.rmtree(root)
+    a, b = start("--wait", "120"), start("--wait", "120")
+    outs = [json.loads(p.communicate(timeout=300)[0]) for p in (a, b)]
+    assert a.returncode == 0 and b.returncode == 0
+    assert sorted(len(o["published"]) for o in outs) == [0, 6]
+    assert check_mirror(root, deep=True).ok
