@@ -94,9 +94,26 @@ class SeaweedFS:
         _wait_ready(self)
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the process that started the server dies, so a test
+    run killed by a timeout leaves no server behind (Linux prctl PR_SET_PDEATHSIG)."""
+    import contextlib
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+
+
 def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
 
 
 def _wait_ready(server: SeaweedFS, timeout: float = 90.0) -> None:
