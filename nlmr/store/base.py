@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
 import re
 import threading
@@ -11,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nlmr.errors import IntegrityError, RemoteConfigError
+from nlmr.errors import IntegrityError, ObjectNotFoundError, RemoteConfigError
 
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -55,6 +54,78 @@ class UploadResult:
     present: list[Upload] = field(default_factory=list)
 
 
+class ObjectReader(ABC):
+    """One open read of bytes ``[start, stop)`` of an object of ``size`` bytes.
+
+    ``size`` is the whole object's size as the store reports it, known before any byte is
+    read, so a caller expecting another size can stop at once; ``stop`` is clipped to it.
+    A reader is used by the thread that opened it (S3 readers hold that thread's
+    keep-alive connection), and closing it before the end is allowed.
+    """
+
+    key: str
+    size: int
+    start: int
+    stop: int
+
+    @abstractmethod
+    def readinto(self, buf: memoryview) -> int:
+        """Read the next bytes into ``buf`` (as many as fit, or fewer).
+
+        Returns:
+            The number of bytes read: at least 1 before ``stop``, 0 once it is reached.
+
+        Raises:
+            StoreUnavailableError: the connection broke or ended before ``stop``; bytes already
+                returned are good, so the caller can resume from where it is.
+        """
+
+    def close(self) -> None:  # noqa: B027 - readers holding nothing need not close
+        """Release the connection or file (dropping a connection left mid-body)."""
+
+    def __enter__(self) -> ObjectReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _ChunkReader(ObjectReader):
+    """An :class:`ObjectReader` over :meth:`ObjectStore.iter_chunks` (the generic fallback)."""
+
+    def __init__(self, key: str, size: int, start: int, stop: int, chunks: Iterator[bytes]):
+        self.key, self.size, self.start, self.stop = key, size, start, stop
+        self._chunks = chunks
+        self._pending = memoryview(b"")
+        self._pos = 0  # offset in the object of _pending's first byte
+        self._skip = start
+
+    def readinto(self, buf: memoryview) -> int:
+        filled = 0
+        while filled < len(buf) and self._pos < self.stop:
+            if not self._pending:
+                block = next(self._chunks, None)
+                if block is None:
+                    break
+                self._pending = memoryview(block)
+                if self._skip:  # a generic store cannot seek: read up to the start and drop it
+                    cut = min(self._skip, len(block))
+                    self._pending, self._skip = self._pending[cut:], self._skip - cut
+                    self._pos += cut
+                    continue
+            n = min(len(buf) - filled, len(self._pending), self.stop - self._pos)
+            buf[filled : filled + n] = self._pending[:n]
+            self._pending = self._pending[n:]
+            filled += n
+            self._pos += n
+        return filled
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+
+
 class ObjectStore(ABC):
     """A flat key → bytes store. Implementations translate their own errors into
     :class:`nlmr.errors.StoreError` subclasses at this edge."""
@@ -67,6 +138,8 @@ class ObjectStore(ABC):
 
     def heads(self, keys: Sequence[str], *, jobs: int = DEFAULT_JOBS) -> dict[str, int | None]:
         """:meth:`head` for many keys, concurrently."""
+        import concurrent.futures  # not at import time: it pulls in logging (20 ms)
+
         with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
             return dict(zip(keys, pool.map(self.head, keys), strict=True))
 
@@ -107,6 +180,8 @@ class ObjectStore(ABC):
                 each object is HEADed before it is sent.
             on_bytes: progress callback.
         """
+        import concurrent.futures
+
         result = UploadResult()
         lock = threading.Lock()
 
@@ -143,6 +218,31 @@ class ObjectStore(ABC):
     @abstractmethod
     def iter_chunks(self, key: str, chunk: int = 4 * 1024 * 1024) -> Iterator[bytes]:
         """Stream an object's bytes."""
+
+    def open_read(self, key: str, start: int = 0, stop: int | None = None) -> ObjectReader:
+        """Open bytes ``[start, stop)`` of an object for streaming into the caller's buffers.
+
+        The generic version HEADs the object and skips ``start`` bytes of
+        :meth:`iter_chunks`; stores override it with real ranged reads.
+
+        Args:
+            key: the object.
+            start: first byte wanted.
+            stop: one past the last byte wanted; None: to the end of the object.
+
+        Returns:
+            An open reader (a context manager); its ``size`` is the whole object's.
+
+        Raises:
+            ObjectNotFoundError: no such object.
+            StoreUnavailableError: the store cannot be reached now (retrying may help).
+        """
+        size = self.head(key)
+        if size is None:
+            raise ObjectNotFoundError(f"{key}: no such object in {self.url}", url=self.url, key=key)
+        end = size if stop is None else min(stop, size)
+        chunks = self.iter_chunks(key) if start < end else iter(())
+        return _ChunkReader(key, size, start, max(start, end), chunks)
 
     @abstractmethod
     def delete(self, key: str) -> None:

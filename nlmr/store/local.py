@@ -9,9 +9,41 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from nlmr.errors import ObjectNotFoundError
+from nlmr.errors import ObjectNotFoundError, StoreError
 from nlmr.fsutil import atomic_write
-from nlmr.store.base import ObjectStore, Upload, check_size, check_unchanged
+from nlmr.store.base import ObjectReader, ObjectStore, Upload, check_size, check_unchanged
+
+
+class _FileReader(ObjectReader):
+    """A byte range of one object file, read with ``pread`` (no shared file offset)."""
+
+    def __init__(self, key: str, fd: int, start: int, stop: int | None) -> None:
+        self.key, self._fd = key, fd
+        self.size = os.fstat(fd).st_size
+        self.start = start
+        self.stop = max(start, self.size if stop is None else min(stop, self.size))
+        self._pos = start
+
+    def readinto(self, buf: memoryview) -> int:
+        want = min(len(buf), self.stop - self._pos)
+        if want <= 0:
+            return 0
+        filled = 0
+        while filled < want:
+            n = os.preadv(self._fd, [buf[filled:want]], self._pos)
+            if n == 0:  # objects are immutable: a shrinking file is a broken store
+                raise StoreError(
+                    f"{self.key}: object file ended at byte {self._pos} of {self.size}",
+                    key=self.key,
+                )
+            self._pos += n
+            filled += n
+        return filled
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 class LocalStore(ObjectStore):
@@ -69,6 +101,19 @@ class LocalStore(ObjectStore):
         with fh:
             while block := fh.read(chunk):
                 yield block
+
+    def open_read(self, key: str, start: int = 0, stop: int | None = None) -> ObjectReader:
+        try:
+            fd = os.open(self._path(key), os.O_RDONLY)
+        except FileNotFoundError:
+            raise ObjectNotFoundError(
+                f"{key}: no such object in {self.url}", url=self.url, key=key
+            ) from None
+        try:
+            return _FileReader(key, fd, start, stop)
+        except BaseException:
+            os.close(fd)
+            raise
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):

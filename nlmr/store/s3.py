@@ -10,13 +10,13 @@ the DVC remote's config; they never appear in messages.
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import contextlib
 import functools
 import math
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nlmr.errors import (
     IntegrityError,
@@ -27,6 +27,7 @@ from nlmr.errors import (
 )
 from nlmr.store.base import (
     DEFAULT_JOBS,
+    ObjectReader,
     ObjectStore,
     Upload,
     UploadResult,
@@ -34,6 +35,9 @@ from nlmr.store.base import (
     check_unchanged,
 )
 from nlmr.store.s3http import Credentials, S3Http
+
+if TYPE_CHECKING:
+    import concurrent.futures
 
 #: S3 allows at most 10,000 parts per multipart upload.
 MAX_PARTS = 10_000
@@ -58,6 +62,29 @@ _DENIED = {
     "ExpiredToken",
     "AllAccessDisabled",
 }
+
+
+def _env_credentials(credentials: dict[str, str]) -> tuple[Credentials, str] | None:
+    """Credentials and region from the standard AWS variables, when botocore would take them
+    from there too; None when it might look elsewhere (a profile, a config file).
+
+    Importing botocore costs a third of a second, which a short ``nlmr pull`` on a login
+    node should not pay when the keys are in the environment (its first credential source).
+    These are AWS's variables, read exactly as botocore reads them, not nlmr's own.
+    """
+    env = os.environ
+    if credentials.get("profile") or env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE"):
+        return None
+    key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
+    if not key or not secret:
+        return None
+    region = env.get("AWS_DEFAULT_REGION")
+    if not region:
+        config = env.get("AWS_CONFIG_FILE") or os.path.expanduser("~/.aws/config")
+        if os.path.exists(config):
+            return None  # the region may be there: let botocore read it
+        region = "us-east-1"
+    return Credentials(key, secret, env.get("AWS_SESSION_TOKEN") or None), region
 
 
 def part_size(size: int) -> int:
@@ -159,19 +186,22 @@ class S3Store(ObjectStore):
         """The lean client, for S3-compatible endpoints (path-style requests we sign ourselves)."""
         if not self.endpoint_url:
             return None
-        import botocore.session
-
+        region = credentials.get("region")
+        creds: Any
         if credentials.get("access_key_id"):
-            creds: Any = Credentials(
+            creds = Credentials(
                 credentials["access_key_id"],
                 credentials.get("secret_access_key", ""),
                 credentials.get("session_token"),
             )
-            region = credentials.get("region")
+        elif (env := _env_credentials(credentials)) is not None:
+            creds, region = env[0], region or env[1]
         else:
+            import botocore.session
+
             session = botocore.session.Session(profile=credentials.get("profile"))
             creds = session.get_credentials()  # refreshable; S3Http fetches them per request
-            region = credentials.get("region") or session.get_config_variable("region")
+            region = region or session.get_config_variable("region")
         return S3Http(self.endpoint_url, self.bucket, region or "us-east-1", creds, url=self.url)
 
     def _build_client(self, credentials: dict[str, str]) -> Any:
@@ -240,6 +270,8 @@ class S3Store(ObjectStore):
             return None
         if estimated <= SEQUENTIAL_LIST_MAX:  # a few pages: one listing beats 256 requests
             return self._list_prefix("files/md5/")
+        import concurrent.futures
+
         prefixes = [f"files/md5/{i:02x}/" for i in range(256)]
         with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
             parts = list(pool.map(self._list_prefix, prefixes))
@@ -283,6 +315,8 @@ class S3Store(ObjectStore):
         multipart uploads whose parts share the same worker pool; the last part to finish
         completes the upload and checks the object's size.
         """
+        import concurrent.futures  # not at import time: it pulls in logging (20 ms)
+
         result = UploadResult()
         lock = threading.Lock()
         errors: list[BaseException] = []
@@ -426,8 +460,101 @@ class S3Store(ObjectStore):
         except Exception as exc:
             raise translate(exc, self.url, key) from exc
 
+    def open_read(self, key: str, start: int = 0, stop: int | None = None) -> ObjectReader:
+        """A ranged GET: the lean client on S3-compatible endpoints (about 0.1 ms of CPU per
+        request instead of botocore's 3.5), boto3 elsewhere (AWS itself, anonymous buckets)."""
+        if self._fast is not None:
+            return self._fast.get(self._key(key), start, stop)
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
+        if start or stop is not None:
+            kwargs["Range"] = f"bytes={start}-{'' if stop is None else max(start, stop) - 1}"
+        try:
+            response = self._client.get_object(**kwargs)
+        except Exception as exc:
+            err = translate(exc, self.url, key)
+            total = _total_size_of(exc)
+            if total is not None:  # 416: the range starts at or past the end
+                return _BotoReader(key, None, total, start, start, self.url)
+            raise err from exc
+        content_range = response.get("ContentRange")
+        length = int(response.get("ContentLength", 0))
+        if content_range:
+            size = int(content_range.rsplit("/", 1)[1])
+            first = int(content_range.split()[-1].split("-")[0])
+        else:
+            size, first = length, 0
+        reader = _BotoReader(key, response["Body"], size, start, stop, self.url)
+        if first != start:  # the server ignored the range: skip to it
+            reader.skip(start - first)
+        return reader
+
     def delete(self, key: str) -> None:
         try:
             self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
         except Exception as exc:
             raise translate(exc, self.url, key) from exc
+
+
+def _total_size_of(exc: BaseException) -> int | None:
+    """The object's size from a 416 (InvalidRange) error's ``Content-Range: bytes */N``."""
+    from botocore import exceptions as bexc
+
+    if not isinstance(exc, bexc.ClientError):
+        return None
+    meta = exc.response.get("ResponseMetadata", {})
+    if meta.get("HTTPStatusCode") != 416:
+        return None
+    total = str(meta.get("HTTPHeaders", {}).get("content-range", "")).rsplit("/", 1)[-1]
+    return int(total) if total.isdigit() else None
+
+
+class _BotoReader(ObjectReader):
+    """A GET's body through botocore (the slow path: AWS proper, anonymous buckets)."""
+
+    def __init__(
+        self, key: str, body: Any, size: int, start: int, stop: int | None, url: str
+    ) -> None:
+        self.key, self.size, self.start, self._url = key, size, start, url
+        self.stop = max(start, size if stop is None else min(stop, size))
+        self._body = body
+        self._pos = start
+
+    def skip(self, n: int) -> None:
+        """Drop ``n`` bytes (a server that answered a ranged GET with the whole object)."""
+        while n > 0:
+            block = self._read(min(n, 1 << 20))
+            if not block:
+                raise StoreUnavailableError(
+                    f"{self._url}/{self.key}: body ended before the range", url=self._url
+                )
+            n -= len(block)
+
+    def _read(self, n: int) -> bytes:
+        try:
+            data: bytes = self._body.read(n)
+        except Exception as exc:
+            err = translate(exc, self._url, self.key)
+            if not isinstance(err, StoreUnavailableError):
+                err = StoreUnavailableError(err.message, url=self._url, key=self.key)
+            raise err from exc
+        return data
+
+    def readinto(self, buf: memoryview) -> int:
+        want = min(len(buf), self.stop - self._pos)
+        if want <= 0 or self._body is None:
+            return 0
+        data = self._read(want)
+        if not data:
+            raise StoreUnavailableError(
+                f"{self._url}/{self.key}: body ended at byte {self._pos} of {self.size}",
+                url=self._url,
+                key=self.key,
+            )
+        buf[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        body, self._body = self._body, None
+        if body is not None:
+            body.close()
