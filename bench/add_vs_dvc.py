@@ -74,8 +74,11 @@ def write_random(path: Path, rng: random.Random, n: int, prefix: bytes = b"") ->
 
 def make_model(root: Path, total: int, rng: random.Random) -> None:
     root.mkdir(parents=True)
-    (root / "config.json").write_text(json.dumps(
-        {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "torch_dtype": "uint8"}))
+    (root / "config.json").write_text(
+        json.dumps(
+            {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "torch_dtype": "uint8"}
+        )
+    )
     shard, weight_map = total // 4, {}
     for i in range(1, 5):
         name, tensor = f"model-{i:05d}-of-00004.safetensors", f"w{i}"
@@ -85,7 +88,8 @@ def make_model(root: Path, total: int, rng: random.Random) -> None:
         write_random(root / name, rng, n, struct.pack("<Q", len(header)) + header)
         weight_map[tensor] = name
     (root / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {"total_size": 4 * (shard - 136)}, "weight_map": weight_map}))
+        json.dumps({"metadata": {"total_size": 4 * (shard - 136)}, "weight_map": weight_map})
+    )
 
 
 def make_dataset(root: Path, files: int, rng: random.Random) -> None:
@@ -141,7 +145,8 @@ def time_nlmr(server, env, work: Path, data: Path, kind: str, tag: str) -> tuple
     (reg / ".dvc").mkdir()
     (reg / ".dvc" / "config").write_text(
         f"[core]\n    remote = storage\n['remote \"storage\"']\n"
-        f"    url = s3://{bucket}/store\n    endpointurl = {server.endpoint}\n")
+        f"    url = s3://{bucket}/store\n    endpointurl = {server.endpoint}\n"
+    )
     entry = f"bench/{kind}-{tag}"
     dropped = drop_caches(data)
     t0 = time.perf_counter()
@@ -243,8 +248,11 @@ def main() -> int:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    cache = "page cache dropped before each run" if all_dropped else (
-        "drop_caches NOT permitted: files read once before each run (warm cache for both)")
+    cache = (
+        "page cache dropped before each run"
+        if all_dropped
+        else ("drop_caches NOT permitted: files read once before each run (warm cache for both)")
+    )
     if args.json:
         print(json.dumps({"cpus": os.cpu_count(), "cache": cache, "goal": "nlmr <= 0.5 x dvc",
                           "results": results}, indent=2))  # fmt: skip
@@ -261,8 +269,10 @@ def main() -> int:
               f"{r['ratio_best']:>6.2f} /{r['ratio_median']:>6.2f}  "
               f"{'met' if r['goal_met'] else 'NOT met':>7} | {r['s5cmd']['median']:>11.2f} "
               f"{r['vs_s5cmd_median']:>10.2f} {r['floor_vs_dvc']:>9.2f}")  # fmt: skip
-    print("s5cmd only uploads (no hashing, no verification): its time is this server's floor; "
-          "s5cmd/dvc above 0.5 means the 0.5 x dvc goal cannot be met on this machine")
+    print(
+        "s5cmd only uploads (no hashing, no verification): its time is this server's floor; "
+        "s5cmd/dvc above 0.5 means the 0.5 x dvc goal cannot be met on this machine"
+    )
     return 0
 
 

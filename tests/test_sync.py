@@ -423,3 +423,20 @@ def test_layouts_share_bytes_by_the_best_link_the_filesystem_allows(
         assert not os.readlink(plain / "sub/extra.txt").startswith("/")
         assert os.readlink(plain / "sub/extra.txt").startswith("../../../../hub/")
     assert check_mirror(world.root, deep=True).ok
+
+
+def test_old_partial_downloads_are_swept_and_recent_ones_kept(world: World) -> None:
+    world.add("acme/tiny", FILES)
+    world.sync()
+    partial = world.root / ".nlmr/staging/partial"
+    old, recent = (
+        partial / ".0123456789abcdef.gone.partial",
+        partial / ".fedcba9876543210.x.partial",
+    )
+    old.write_bytes(b"stale")
+    recent.write_bytes(b"resumable")
+    two_months = 60 * 24 * 3600
+    os.utime(old, (os.stat(old).st_atime - two_months, os.stat(old).st_mtime - two_months))
+    world.add("acme/other", {"config.json": b'{"o": 1}'})
+    world.sync()  # a run with work to do prepares the staging area
+    assert not old.exists() and recent.exists()

@@ -18,6 +18,7 @@ import grp
 import os
 import shutil
 import stat
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,7 +29,9 @@ from nlmr.target import Target
 
 LinkMode = Literal["hardlink", "symlink", "copy"]
 STATE_DIR = ".nlmr"
-CONTAINER_MODE = 0o755  # directories that receive new revisions stay writable by the operator
+CONTAINER_MODE = 0o755
+#: partial downloads younger than this are always kept, whatever the grace period
+PARTIAL_MIN_AGE = 24 * 3600  # directories that receive new revisions stay writable by the operator
 
 Events = Callable[[str], None]
 
@@ -93,6 +96,13 @@ class Publisher:
         self.partial_dir(0).mkdir(parents=True, exist_ok=True)
         for leftover in self.staging_root.glob("build-*"):
             _force_rmtree(leftover)
+        # partial downloads resume on the next run; one untouched for the grace period
+        # belongs to an object no revision wants any more
+        cutoff = time.time() - max(self.target.grace, PARTIAL_MIN_AGE)
+        for partial in self.staging_root.glob("partial*/.*.partial*"):
+            with contextlib.suppress(OSError):
+                if partial.stat().st_mtime < cutoff:
+                    partial.unlink()
         trash = self.state_dir / "trash"
         if trash.exists():
             _force_rmtree(trash)
