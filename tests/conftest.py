@@ -62,6 +62,17 @@ def file_entry(path: str, content: bytes, *, lfs: bool | None = None) -> Manifes
     )
 
 
+#: Card fields for `nlmr add` of a new test entry.
+CARD = {
+    "title": "Tiny BERT",
+    "summary": "A tiny test model.",
+    "license": "Apache-2.0",
+    "languages": ["nb"],
+    "creators": [{"name": "Test"}],
+    "maintainers": ["tester"],
+}
+
+
 DEFAULT_FILES = {
     "config.json": b'{"architectures": ["BertForMaskedLM"]}',
     "model.safetensors": b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ",

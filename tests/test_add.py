@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, write_dvc_config
+from conftest import CARD, REPO, write_dvc_config
 
 from nlmr.add import add
 from nlmr.checkremote import check_remote
@@ -23,14 +23,6 @@ from nlmr.validate import validate
 
 pytestmark = pytest.mark.slow
 
-CARD = {
-    "title": "Tiny BERT",
-    "summary": "A tiny test model.",
-    "license": "Apache-2.0",
-    "languages": ["nb"],
-    "creators": [{"name": "Test"}],
-    "maintainers": ["tester"],
-}
 DVC = str(Path(sys.executable).parent / "dvc")
 
 

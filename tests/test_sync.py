@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, write_dvc_config
+from conftest import CARD, REPO, write_dvc_config
 
 from nlmr.add import add
 from nlmr.catalogue import load_catalogue
@@ -23,14 +23,6 @@ from nlmr.sync.check import check_mirror
 from nlmr.sync.engine import sync
 from nlmr.target import Target, default_target
 
-CARD = {
-    "title": "Tiny model",
-    "summary": "A tiny test model.",
-    "license": "Apache-2.0",
-    "languages": ["nb"],
-    "creators": [{"name": "Test"}],
-    "maintainers": ["tester"],
-}
 ST = b"\x08\x00\x00\x00\x00\x00\x00\x00{}      "  # an empty safetensors header
 FILES = {
     "config.json": b'{"model_type": "bert"}',
@@ -108,7 +100,7 @@ def test_sync_publishes_both_layouts_read_only(world: World) -> None:
         assert _mode(plain / rel) == 0o444
     assert _mode(plain) == 0o555 and _mode(plain / "sub") == 0o555
     readme = (plain / "README.md").read_text()
-    assert readme.startswith("---\n") and "# Tiny model" in readme
+    assert readme.startswith("---\n") and "# Tiny BERT" in readme
     prov = json.loads((plain / ".nlmr-provenance.json").read_text())
     assert prov["revision_id"] == added.revision_id and prov["files"] == len(FILES)
 

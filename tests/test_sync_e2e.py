@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write_dvc_config
+from conftest import CARD, write_dvc_config
 
 from nlmr.add import add
 from nlmr.sync.check import check_mirror
@@ -27,14 +27,6 @@ from nlmr.target import Selection, default_target
 
 pytestmark = pytest.mark.slow
 
-CARD = {
-    "title": "Tiny BERT",
-    "summary": "A tiny test model.",
-    "license": "Apache-2.0",
-    "languages": ["nb"],
-    "creators": [{"name": "Test"}],
-    "maintainers": ["tester"],
-}
 
 # Runs as `nobody` with HF_HUB_OFFLINE=1: loads every way a user would and prints a digest
 # of the outputs. An audit hook records any attempt to write under the mirror.
