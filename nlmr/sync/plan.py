@@ -4,7 +4,6 @@ target's catalogue alone (never from re-hashing the tree)."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,7 +102,7 @@ class Plan:
             or self.due_removals
             or self.restored
             or self.metadata
-            or any(not r.due for r in self.removals if r.since == "now")
+            or any(r.since == "now" for r in self.removals)  # a removal timer starts
         )
 
     @property
@@ -307,7 +306,3 @@ def summary_lines(plan: Plan, human_bytes: Any) -> list[str]:
     for c in plan.conflicts:
         out.append(f"conflict {c.message}")
     return out
-
-
-def by_key(items: Mapping[str, Any]) -> list[str]:
-    return sorted(items)
