@@ -88,6 +88,9 @@ class CatalogueEntry:
     tags: tuple[str, ...]
     default_revision: str | None
     revisions: tuple[PublishedRevision, ...]
+    framework: str | None = None
+    #: in a store's catalogue: the mirror targets that select the entry
+    mirrors: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -114,12 +117,14 @@ class CatalogueEntry:
             "license": self.license,
             "languages": list(self.languages),
             "tags": list(self.tags),
+            "framework": self.framework,
             "default_revision": self.default_revision,
             "paths": {
                 "plain": f"{KIND_DIRS[self.kind]}/{self.id}",
                 "hub": f"hub/{hub_repo_name(self.kind, self.id)}",
             },
             "revisions": [r.to_dict() for r in self.revisions],
+            **({"mirrors": list(self.mirrors)} if self.mirrors else {}),
         }
 
     @classmethod
@@ -134,6 +139,8 @@ class CatalogueEntry:
             tags=tuple(d["tags"]),
             default_revision=d.get("default_revision"),
             revisions=tuple(PublishedRevision.from_dict(r) for r in d["revisions"]),
+            framework=d.get("framework"),
+            mirrors=tuple(d.get("mirrors", ())),
         )
 
 
@@ -144,12 +151,15 @@ class Catalogue:
     Attributes:
         target: name, root, backend and layouts of the target that wrote it.
         entries: by ``kind:org/name``.
+        mirrors: in a store's catalogue, the registry's mirror targets (name, root,
+            description, layouts, revisions), for the load lines of ``nlmr info``.
     """
 
     target: Mapping[str, Any] = field(default_factory=dict)
     updated: str | None = None
     generator: str | None = None
     entries: Mapping[str, CatalogueEntry] = field(default_factory=dict)
+    mirrors: tuple[Mapping[str, Any], ...] = ()
 
     def entry(self, kind: str, entry_id: str) -> CatalogueEntry | None:
         return self.entries.get(f"{kind}:{entry_id}")
@@ -164,6 +174,7 @@ class Catalogue:
             "generator": self.generator,
             "updated": self.updated,
             "target": dict(self.target),
+            **({"mirrors": [dict(m) for m in self.mirrors]} if self.mirrors else {}),
             "entries": [self.entries[k].to_dict() for k in sorted(self.entries)],
         }
 
@@ -178,6 +189,7 @@ class Catalogue:
             updated=d.get("updated"),
             generator=d.get("generator"),
             entries={e.key: e for e in entries},
+            mirrors=tuple(d.get("mirrors", ())),
         )
 
 
@@ -192,6 +204,15 @@ def load_catalogue(path: str | os.PathLike[str]) -> Catalogue:
         raw = p.read_bytes()
     except FileNotFoundError:
         return Catalogue()
+    return parse_catalogue(raw, str(p))
+
+
+def parse_catalogue(raw: bytes, where: str) -> Catalogue:
+    """A catalogue from its JSON bytes; ``where`` names it in errors.
+
+    Raises:
+        CardError: not a catalogue nlmr can read.
+    """
     try:
         data = json.loads(raw)
         if data.get("format_version") != FORMAT_VERSION:
@@ -199,7 +220,7 @@ def load_catalogue(path: str | os.PathLike[str]) -> Catalogue:
         return Catalogue.from_dict(data)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CardError(
-            str(p),
+            where,
             f"not a readable catalogue: {exc}",
             hint="a newer nlmr may have written it; or remove it and re-run sync to rebuild",
         ) from exc

@@ -7,7 +7,10 @@ long-running processes see the environment as it is now.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 #: The environment variables nlmr understands, with what they mean (docs are generated from this).
 ENVIRONMENT: dict[str, str] = {
@@ -18,6 +21,18 @@ ENVIRONMENT: dict[str, str] = {
     "NLMR_ENDPOINT_URL": "S3 endpoint for NLMR_REMOTE (also read: the DVC remote's endpointurl, "
     "then AWS_ENDPOINT_URL).",
     "NLMR_JOBS": "Concurrent transfers (default 8).",
+    "NLMR_MIRRORS": "Local mirror roots that `nlmr pull`, `info`, `ls` and `nlmr.resolve` look in "
+    "first, separated by ':' (default: NLMR_MIRROR_ROOT).",
+    "NLMR_MIRROR_ROOT": "The mirror root; set by a mirror's nlmr-env.sh and Lmod module, read "
+    "when NLMR_MIRRORS is unset.",
+    "NLMR_CATALOGUE": "Where to resolve entries that are on no mirror: a catalogue.json as a "
+    "path, https:// or s3:// URL (default: the store's nlmr/catalogue.json).",
+    "NLMR_CONFIG": "The user configuration file (default $XDG_CONFIG_HOME/nlmr/config.yaml, "
+    "i.e. ~/.config/nlmr/config.yaml).",
+    "XDG_CONFIG_HOME": "Read to find the default configuration file.",
+    "HF_HUB_CACHE": "The Hugging Face cache `nlmr pull --hf-cache` writes to (default "
+    "$HF_HOME/hub).",
+    "HF_HOME": "Read when HF_HUB_CACHE is unset (default ~/.cache/huggingface).",
 }
 
 
@@ -71,3 +86,157 @@ def jobs(explicit: int | None = None) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"NLMR_JOBS must be a positive integer, not {value!r}")
     return int(value)
+
+
+def mirror_roots() -> list[Path] | None:
+    """``NLMR_MIRRORS`` (':'-separated), else ``NLMR_MIRROR_ROOT``; None when neither is set."""
+    value = _env("NLMR_MIRRORS")
+    if value is not None:
+        return [Path(p).expanduser() for p in value.split(os.pathsep) if p]
+    root = _env("NLMR_MIRROR_ROOT")
+    return [Path(root)] if root else None
+
+
+def catalogue_url() -> str | None:
+    """``NLMR_CATALOGUE``, when set."""
+    return _env("NLMR_CATALOGUE")
+
+
+def config_file() -> Path:
+    """``NLMR_CONFIG``, else ``$XDG_CONFIG_HOME/nlmr/config.yaml`` (``~/.config/…``)."""
+    explicit = _env("NLMR_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = _env("XDG_CONFIG_HOME")
+    return (Path(base) if base else Path.home() / ".config") / "nlmr" / "config.yaml"
+
+
+def hf_hub_cache() -> Path:
+    """The user's Hugging Face hub cache, as huggingface_hub finds it: ``HF_HUB_CACHE``, else
+    ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``."""
+    cache = _env("HF_HUB_CACHE")
+    if cache:
+        return Path(cache).expanduser()
+    home = _env("HF_HOME")
+    return (Path(home).expanduser() if home else Path.home() / ".cache" / "huggingface") / "hub"
+
+
+#: Keys of the user configuration file, with what they mean.
+CONFIG_KEYS: dict[str, str] = {
+    "mirrors": "list of local mirror roots to look in first (as NLMR_MIRRORS)",
+    "catalogue": "catalogue.json to resolve entries from: path, https:// or s3:// URL",
+    "remote": "the store: s3://bucket/prefix, https://host/bucket/prefix or a path",
+    "endpoint_url": "S3 endpoint of the store (for s3:// URLs outside AWS)",
+    "jobs": "concurrent transfers",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where ``pull``, ``info``, ``ls`` and ``resolve`` look, after merging, in order of
+    precedence: explicit arguments, the environment, the configuration file.
+
+    Attributes:
+        mirrors: local mirror roots, nearest first.
+        catalogue: a catalogue URL or path; None: the store's ``nlmr/catalogue.json``.
+        remote: the store's URL (objects in DVC's layout).
+        endpoint_url: S3 endpoint for an ``s3://`` remote.
+        jobs: concurrent transfers.
+        origin: the configuration file read, if any (for messages).
+    """
+
+    mirrors: tuple[Path, ...] = ()
+    catalogue: str | None = None
+    remote: str | None = None
+    endpoint_url: str | None = None
+    jobs: int = 8
+    origin: Path | None = None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The user configuration file's values; an absent file is empty.
+
+    Raises:
+        ConfigError: not YAML, an unknown key, or a value of the wrong type (names the line).
+    """
+    from nlmr.errors import CardError, ConfigError
+    from nlmr.yamlio import load_path
+
+    if not path.is_file():
+        return {}
+    try:
+        doc = load_path(path)
+    except CardError as exc:
+        raise ConfigError(exc.message, hint="fix or remove the configuration file") from exc
+    data = doc.data if doc.data is not None else {}
+
+    def fail(key: str | None, message: str) -> ConfigError:
+        where = str(path)
+        if key is not None:
+            where += f":{doc.locate((key,), key=True)[0]}"
+        keys = ", ".join(CONFIG_KEYS)
+        return ConfigError(f"{where}: {message}", hint=f"the keys are: {keys}")
+
+    if not isinstance(data, Mapping):
+        raise fail(None, "expected a mapping of settings")
+    for key, value in data.items():
+        if key not in CONFIG_KEYS:
+            raise fail(key, f"unknown setting {key!r}")
+        if key == "mirrors":
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise fail(key, "mirrors must be a list of paths")
+        elif key == "jobs":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise fail(key, "jobs must be a positive integer")
+        elif not isinstance(value, str) or not value:
+            raise fail(key, f"{key} must be a string")
+    return dict(data)
+
+
+def settings(
+    *,
+    mirrors: list[str | os.PathLike[str]] | None = None,
+    catalogue: str | None = None,
+    remote: str | None = None,
+    endpoint_url: str | None = None,
+    jobs: int | None = None,
+    use_file: bool = True,
+) -> Settings:
+    """The merged :class:`Settings`: explicit arguments, else the environment, else the
+    configuration file (:func:`config_file`).
+
+    Raises:
+        ConfigError: the configuration file or ``NLMR_JOBS`` is malformed.
+    """
+    from nlmr.errors import ConfigError
+
+    path = config_file()
+    file = read_config_file(path) if use_file else {}
+    env_mirrors = mirror_roots()
+    if mirrors is not None:
+        roots = [Path(m).expanduser() for m in mirrors]
+    elif env_mirrors is not None:
+        roots = env_mirrors
+    else:
+        roots = [Path(m).expanduser() for m in file.get("mirrors", [])]
+    try:
+        n = jobs if jobs is not None else config_jobs(file.get("jobs"))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    return Settings(
+        mirrors=tuple(roots),
+        catalogue=catalogue or catalogue_url() or file.get("catalogue"),
+        remote=remote or remote_url() or file.get("remote"),
+        endpoint_url=endpoint_url or _env("NLMR_ENDPOINT_URL") or file.get("endpoint_url"),
+        jobs=n,
+        origin=path if file else None,
+    )
+
+
+def config_jobs(from_file: int | None) -> int:
+    """``NLMR_JOBS``, else the file's value, else 8."""
+    if _env("NLMR_JOBS") is None and from_file is not None:
+        return from_file
+    return jobs()

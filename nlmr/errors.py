@@ -141,6 +141,24 @@ class StoreUnavailableError(StoreError, ConnectionError):
     """The store cannot be reached or failed transiently; retrying may help."""
 
 
+class ConfigError(NlmrError, ValueError):
+    """The user's configuration file (or a setting in the environment) is not usable."""
+
+
+class PullError(NlmrError):
+    """Some files of a pull failed; the others are in place and partial files are kept.
+
+    Attributes:
+        failures: (file, message) for each file that failed.
+    """
+
+    def __init__(
+        self, message: str, failures: Sequence[tuple[str, str]], *, hint: str | None = None
+    ) -> None:
+        self.failures = list(failures)
+        super().__init__(message, hint=hint)
+
+
 class UsageError(NlmrError, ValueError):
     """An argument the user gave is not acceptable (the CLI exits with 2)."""
 

@@ -12,6 +12,7 @@ import hashlib
 import os
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 CHUNK = 4 * 1024 * 1024
@@ -93,3 +94,23 @@ def _hash_overlapped(
     if failure:
         raise failure[0]
     return total
+
+
+def sha256_file(
+    path: str | os.PathLike[str],
+    *,
+    on_bytes: Callable[[int], None] | None = None,
+    chunk: int = CHUNK,
+) -> tuple[int, str]:
+    """(size, sha256) of a file, read once; ``on_bytes`` is told of each block (progress)."""
+    h = hashlib.sha256()
+    total = 0
+    buf = bytearray(chunk)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            h.update(view[:n])
+            total += n
+            if on_bytes is not None:
+                on_bytes(n)
+    return total, h.hexdigest()

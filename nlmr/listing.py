@@ -87,3 +87,59 @@ def list_entries(
             continue
         entries.append(EntrySummary.of(card, paths))
     return Listing(tuple(entries), tuple(invalid))
+
+
+@dataclass(frozen=True)
+class CatalogueSummary:
+    """One line of a listing read from catalogues (mirrors, the store's).
+
+    Attributes:
+        revisions: the revisions the nearest source holding the entry has.
+        size: bytes of the default revision (or the newest, when there is no default).
+        where: that source (``mirror /path``, ``catalogue URL``, ``registry DIR``).
+    """
+
+    id: str
+    type: str
+    title: str
+    languages: tuple[str, ...]
+    license: str
+    revisions: tuple[str, ...]
+    default_revision: str | None
+    size: int
+    where: str
+
+
+def list_catalogues(
+    resolver: Any, *, pattern: str | None = None, kind: str | None = None
+) -> list[CatalogueSummary]:
+    """Every entry the resolver's sources hold (nearest source first), filtered.
+
+    Args:
+        resolver: a :class:`nlmr.resolver.Resolver`.
+        pattern: a glob over ids, case-insensitive.
+        kind: only models or only datasets.
+    """
+    out = []
+    for entry, source in resolver.entries():
+        if kind and entry.kind != kind:
+            continue
+        if pattern and not fnmatch.fnmatch(entry.id.lower(), pattern.lower()):
+            continue
+        shown = entry.revision(entry.default_revision) if entry.default_revision else None
+        if shown is None and entry.revisions:
+            shown = entry.revisions[-1]
+        out.append(
+            CatalogueSummary(
+                id=entry.id,
+                type=entry.kind,
+                title=entry.title,
+                languages=entry.languages,
+                license=entry.license,
+                revisions=tuple(r.name for r in entry.revisions),
+                default_revision=entry.default_revision,
+                size=shown.size if shown else 0,
+                where=source.describe(),
+            )
+        )
+    return out

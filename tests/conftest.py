@@ -14,11 +14,23 @@ from typing import Any
 import pytest
 import seaweedfs
 
+from nlmr.add import add
 from nlmr.cards import card_to_yaml
 from nlmr.dvcfile import DvcPointer
 from nlmr.manifest import Manifest, ManifestFile
+from nlmr.sync.engine import sync
+from nlmr.target import Target, default_target
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _no_user_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Tests see no mirror, catalogue or configuration file of the machine they run on."""
+    monkeypatch.setenv("NLMR_CONFIG", str(tmp_path_factory.getbasetemp() / "no-config.yaml"))
+    for name in ("NLMR_MIRRORS", "NLMR_MIRROR_ROOT", "NLMR_CATALOGUE"):
+        monkeypatch.delenv(name, raising=False)
+
 
 MODEL: dict[str, Any] = {
     "schema_version": 1,
@@ -237,3 +249,56 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     return out, pickled
+
+
+# --- a registry with a local store, and a mirror root ----------------------------------
+
+
+def make_source(base: Path, files: dict[str, bytes]) -> Path:
+    for rel, data in files.items():
+        p = base / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    return base
+
+
+class World:
+    """A registry with a local store, and a mirror root."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.reg = tmp / "registry"
+        (self.reg / "models").mkdir(parents=True)
+        (self.reg / "datasets").mkdir()
+        self.store = tmp / "store"
+        write_dvc_config(self.reg, str(self.store))
+        self.root = tmp / "mirror"
+        self._n = 0
+
+    def add(
+        self, entry_id: str, files: dict[str, bytes], revision: str | None = None, **kw: Any
+    ) -> Any:
+        self._n += 1
+        src = make_source(self.tmp / f"src{self._n}", files)
+        return add(
+            str(src),
+            entry_id,
+            registry=self.reg,
+            revision=revision,
+            card_fields=CARD,
+            progress=False,
+            **kw,
+        )
+
+    def target(self, **changes: Any) -> Target:
+        from dataclasses import replace
+
+        return replace(default_target(self.root), **changes)
+
+    def sync(self, target: Target | None = None, **kw: Any) -> Any:
+        return sync(target or self.target(), registry=self.reg, progress=False, **kw)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return World(tmp_path)

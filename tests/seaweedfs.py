@@ -21,6 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+#: The bucket anyone may read without credentials (created by :func:`start`).
+PUBLIC_BUCKET = "public"
+
 
 def weed_binary() -> str:
     """The ``weed`` executable: beside this Python (a venv's bin/), else on PATH."""
@@ -150,7 +153,9 @@ def start(data_dir: Path | None = None) -> SeaweedFS:
                         "name": "test",
                         "credentials": [{"accessKey": "test", "secretKey": "test"}],
                         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                    }
+                    },
+                    # a public bucket, as a community store serves its objects to anyone
+                    {"name": "anonymous", "actions": [f"Read:{PUBLIC_BUCKET}"]},
                 ]
             }
         )
@@ -182,6 +187,7 @@ def start(data_dir: Path | None = None) -> SeaweedFS:
     server = SeaweedFS(f"http://127.0.0.1:{s3}", data, _spawn(args, log), args, log)
     try:
         _wait_ready(server)
+        server.client().create_bucket(Bucket=PUBLIC_BUCKET)  # type: ignore[attr-defined]
     except BaseException:
         server.stop()
         raise

@@ -13,15 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CARD, REPO, write_dvc_config
+from conftest import REPO, World
 
-from nlmr.add import add
 from nlmr.catalogue import load_catalogue
 from nlmr.layout import lfs_pointer_sha1
 from nlmr.schemas import check
 from nlmr.sync.check import check_mirror
-from nlmr.sync.engine import sync
-from nlmr.target import Target, default_target
 
 ST = b"\x08\x00\x00\x00\x00\x00\x00\x00{}      "  # an empty safetensors header
 FILES = {
@@ -30,56 +27,6 @@ FILES = {
     "tokenizer.json": b'{"version": "1.0"}',
     "sub/extra.txt": b"nested file",
 }
-
-
-def make_source(base: Path, files: dict[str, bytes]) -> Path:
-    for rel, data in files.items():
-        p = base / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-    return base
-
-
-class World:
-    """A registry with a local store, and a mirror root."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.reg = tmp / "registry"
-        (self.reg / "models").mkdir(parents=True)
-        (self.reg / "datasets").mkdir()
-        self.store = tmp / "store"
-        write_dvc_config(self.reg, str(self.store))
-        self.root = tmp / "mirror"
-        self._n = 0
-
-    def add(
-        self, entry_id: str, files: dict[str, bytes], revision: str | None = None, **kw: Any
-    ) -> Any:
-        self._n += 1
-        src = make_source(self.tmp / f"src{self._n}", files)
-        return add(
-            str(src),
-            entry_id,
-            registry=self.reg,
-            revision=revision,
-            card_fields=CARD,
-            progress=False,
-            **kw,
-        )
-
-    def target(self, **changes: Any) -> Target:
-        from dataclasses import replace
-
-        return replace(default_target(self.root), **changes)
-
-    def sync(self, target: Target | None = None, **kw: Any) -> Any:
-        return sync(target or self.target(), registry=self.reg, progress=False, **kw)
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> World:
-    return World(tmp_path)
 
 
 def _mode(p: Path) -> int:

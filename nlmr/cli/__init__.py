@@ -16,6 +16,7 @@ from nlmr.cli import card as _card
 from nlmr.cli import check_remote as _check_remote
 from nlmr.cli import demo as _demo
 from nlmr.cli import ls as _ls
+from nlmr.cli import pull as _pull
 from nlmr.cli import sync as _sync
 from nlmr.cli import validate as _validate
 from nlmr.cli._errors import run
@@ -36,6 +37,9 @@ cli.add_command(_validate.validate)
 cli.add_command(_add.add)
 cli.add_command(_check_remote.check_remote)
 cli.add_command(_ls.ls)
+cli.add_command(_pull.pull)
+cli.add_command(_pull.info)
+cli.add_command(_pull.catalogue)
 cli.add_command(_sync.sync)
 cli.add_command(_sync.env)
 cli.add_command(_sync.check_mirror)

@@ -2,27 +2,78 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import click
 
-from nlmr.cli._options import registry_option
-from nlmr.cli._output import echo_json, table
+from nlmr.cli._output import echo_json, human_bytes, table
+from nlmr.cli._sources import make_resolver, source_options
 
 
 @click.command()
 @click.argument("pattern", required=False)
-@registry_option
 @click.option("--type", "kind", type=click.Choice(["model", "dataset"]), help="Only this kind.")
+@source_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def ls(pattern: str | None, registry_dir: str | None, kind: str | None, as_json: bool) -> int:
-    """List the registry's entries, optionally those whose id matches PATTERN (a glob).
+def ls(
+    pattern: str | None,
+    kind: str | None,
+    mirrors: tuple[str, ...],
+    catalogue: str | None,
+    remote: str | None,
+    endpoint_url: str | None,
+    registry_dir: str | None,
+    as_json: bool,
+) -> int:
+    """List entries, optionally those whose id matches PATTERN (a glob, e.g. 'ltg/*').
 
-    Shows each entry's languages, license, revisions and whether it is stored
-    (has files to sync and pull) or only catalogued.
+    Reads the configured mirrors and the store's catalogue (what `nlmr pull` can
+    fetch: revisions, size, where from). With --registry, or when nothing is
+    configured and ./registry exists, lists the registry's cards instead: each
+    entry's revisions and whether it is stored or only catalogued.
     """
     from nlmr import config
+
+    resolver = make_resolver(mirrors, catalogue, remote, endpoint_url, None)
+    s = resolver.settings
+    configured = bool(s.mirrors or s.catalogue or s.remote)
+    if registry_dir is not None or not configured:
+        return _ls_registry(config.registry_path(registry_dir), pattern, kind, as_json)
+    from nlmr.listing import list_catalogues
+
+    rows = list_catalogues(resolver, pattern=pattern, kind=kind)
+    if as_json:
+        echo_json({"entries": [asdict(r) for r in rows], "problems": resolver.problems})
+        return 0
+    if rows:
+        click.echo(
+            table(
+                ["ID", "TYPE", "LANGUAGES", "LICENSE", "REVISIONS", "SIZE", "FROM", "TITLE"],
+                [
+                    [
+                        r.id,
+                        r.type,
+                        ",".join(r.languages),
+                        r.license,
+                        ",".join(r.revisions),
+                        human_bytes(r.size),
+                        r.where,
+                        r.title,
+                    ]
+                    for r in rows
+                ],
+            )
+        )
+    click.echo(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}", err=True)
+    for problem in resolver.problems:
+        click.echo(f"warning: {problem}", err=True)
+    return 0
+
+
+def _ls_registry(registry: object, pattern: str | None, kind: str | None, as_json: bool) -> int:
     from nlmr.listing import list_entries
 
-    listing = list_entries(config.registry_path(registry_dir), pattern=pattern, kind=kind)  # type: ignore[arg-type]
+    listing = list_entries(registry, pattern=pattern, kind=kind)  # type: ignore[arg-type]
     if as_json:
         echo_json(listing.to_dict())
     else:

@@ -276,7 +276,9 @@ def open_store(
     credentials: dict[str, str] | None = None,
     jobs: int = DEFAULT_JOBS,
 ) -> ObjectStore:
-    """The store at ``url``: ``s3://bucket/prefix`` or a local directory (path or ``file://``).
+    """The store at ``url``: ``s3://bucket/prefix``, ``https://host/prefix`` (read-only, no
+    credentials: a public bucket or any web server with the same layout) or a local
+    directory (path or ``file://``).
 
     Args:
         url: where the objects live.
@@ -296,12 +298,17 @@ def open_store(
                 f"endpoint URL {endpoint_url!r} needs its scheme: https://… or http://…"
             )
         return S3Store(url, endpoint_url=endpoint_url, credentials=credentials, jobs=jobs)
+    if url.startswith(("http://", "https://")):
+        from nlmr.store.http import HttpStore
+
+        return HttpStore(url)
     if url.startswith("file://"):
         url = url[len("file://") :]
     if "://" in url:
         scheme = url.split("://", 1)[0]
         raise RemoteConfigError(
-            f"unsupported remote scheme {scheme!r}: nlmr stores use s3:// or a local path"
+            f"unsupported remote scheme {scheme!r}: nlmr stores use s3://, https:// "
+            "(read-only) or a local path"
         )
     from nlmr.store.local import LocalStore
 

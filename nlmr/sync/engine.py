@@ -665,6 +665,7 @@ def _new_entry(w: WantedEntry) -> CatalogueEntry:
         license=w.license,
         languages=w.languages,
         tags=w.tags,
+        framework=w.framework,
         default_revision=None,
         revisions=(),
     )
@@ -674,7 +675,13 @@ def _refresh(e: CatalogueEntry, w: WantedEntry) -> CatalogueEntry:
     from dataclasses import replace
 
     return replace(
-        e, title=w.title, summary=w.summary, license=w.license, languages=w.languages, tags=w.tags
+        e,
+        title=w.title,
+        summary=w.summary,
+        license=w.license,
+        languages=w.languages,
+        tags=w.tags,
+        framework=w.framework,
     )
 
 

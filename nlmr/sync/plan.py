@@ -214,7 +214,15 @@ def _plan_entry(
             have.license,
             tuple(have.languages),
             tuple(have.tags),
-        ) != (entry.title, entry.summary, entry.license, entry.languages, entry.tags):
+            have.framework,
+        ) != (
+            entry.title,
+            entry.summary,
+            entry.license,
+            entry.languages,
+            entry.tags,
+            entry.framework,
+        ):
             plan.metadata.append(f"{entry.kind}:{entry.id}")
     for rev in revs:
         published = have.revision(rev.name) if have else None

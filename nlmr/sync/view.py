@@ -20,7 +20,7 @@ from nlmr.errors import CardError, NlmrError
 from nlmr.registry import KIND_DIRS, MANIFEST_SUFFIX, EntryPaths, Registry
 from nlmr.target import Target
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class WantedEntry:
     languages: tuple[str, ...]
     tags: tuple[str, ...]
     revisions: tuple[WantedRevision, ...]
+    framework: str | None = None  # the library that loads a model
 
     @property
     def default(self) -> WantedRevision | None:
@@ -71,6 +72,7 @@ class WantedEntry:
             languages=tuple(d["languages"]),
             tags=tuple(d["tags"]),
             revisions=tuple(WantedRevision(**r) for r in d["revisions"]),
+            framework=d.get("framework"),
         )
 
 
@@ -129,6 +131,7 @@ def _summarise(paths: EntryPaths) -> WantedEntry:
         languages=tuple(card.languages),
         tags=tuple(card.tags),
         revisions=tuple(revisions),
+        framework=getattr(card, "framework", None),
     )
 
 
