@@ -65,6 +65,8 @@ class PullReport:
         files, bytes: the files selected and their size.
         fetched, fetched_bytes: files moved now (and their bytes).
         present: files that were already complete.
+        received: bytes read from the source now (less than ``fetched_bytes`` when a
+            pull resumed partial files).
         how: files moved per method (``download``, ``reflink``, ``hardlink``, ``copy``).
         failed: (file, message) for each file that failed.
     """
@@ -82,6 +84,7 @@ class PullReport:
     fetched: int = 0
     fetched_bytes: int = 0
     present: int = 0
+    received: int = 0
     how: dict[str, int] = field(default_factory=dict)
     failed: list[tuple[str, str]] = field(default_factory=list)
     dry_run: bool = False
@@ -388,6 +391,7 @@ def _move(
             store, fetches = _fetches(found, rest, s.jobs)
             by_dest = {i.dest: i for i in rest}
             result: TransferReport = _fetch(store, fetches, s.jobs, fsync, bar.update)
+            report.received += result.bytes
             for fx in result.done + result.present:
                 moved.append(by_dest[fx.dest])
             if result.done:
