@@ -20,6 +20,8 @@ from nlmr.errors import CardError
 from nlmr.manifest import ManifestFile
 
 CATALOGUE_FILE = "catalogue.json"
+#: Where a store keeps its catalogue, relative to the store's URL (``nlmr catalogue --upload``).
+STORE_CATALOGUE_KEY = "nlmr/catalogue.json"
 FORMAT_VERSION = 1
 
 

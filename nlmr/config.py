@@ -159,11 +159,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
     Raises:
         ConfigError: not YAML, an unknown key, or a value of the wrong type (names the line).
     """
+    if not path.is_file():
+        return {}
     from nlmr.errors import CardError, ConfigError
     from nlmr.yamlio import load_path
 
-    if not path.is_file():
-        return {}
     try:
         doc = load_path(path)
     except CardError as exc:

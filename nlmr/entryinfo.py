@@ -138,11 +138,11 @@ def describe(resolver: Resolver, ref: str, revision: str | None = None) -> Entry
                     revisions_policy=m.get("revisions", "default"),
                 )
             )
-    held: dict[str, tuple[PublishedRevision, list[str]]] = {}
+    by_name: dict[str, tuple[PublishedRevision, list[str]]] = {}
     for src in [*resolver.mirrors(), *([remote] if remote is not None else [])]:
         e = src.catalogue.entry(entry.kind, entry.id)
         for r in e.revisions if e is not None else ():
-            held.setdefault(r.name, (r, []))[1].append(src.describe())
+            by_name.setdefault(r.name, (r, []))[1].append(src.describe())
     pinned = rev_name is not None and rev.name != entry.default_revision
     lines: list[tuple[str, str]] = []
     for p in places:
@@ -175,5 +175,5 @@ def describe(resolver: Resolver, ref: str, revision: str | None = None) -> Entry
         places=tuple(places),
         lines=tuple(lines),
         notes=tuple(notes),
-        revisions=tuple((r, tuple(w)) for r, w in (held[k] for k in sorted(held))),
+        revisions=tuple((r, tuple(w)) for r, w in (by_name[k] for k in sorted(by_name))),
     )

@@ -24,11 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from nlmr.catalogue import CATALOGUE_FILE, Catalogue, CatalogueEntry, PublishedRevision
+from nlmr.catalogue import (
+    CATALOGUE_FILE,
+    STORE_CATALOGUE_KEY,
+    Catalogue,
+    CatalogueEntry,
+    PublishedRevision,
+)
 from nlmr.config import Settings
 from nlmr.errors import CardError, NotFoundError, ObjectNotFoundError, RemoteConfigError, UsageError
 from nlmr.layout import HUB_DIR, plain_dir, plain_link
-from nlmr.storecatalogue import CATALOGUE_KEY
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 SourceKind = Literal["mirror", "catalogue", "registry"]
@@ -136,7 +141,7 @@ def _read_url(url: str, endpoint_url: str | None) -> bytes:
 
 def _catalogue_and_remote(s: Settings) -> tuple[str, str | None] | None:
     """(catalogue URL, store URL) from the settings: each implies the other."""
-    suffix = "/" + CATALOGUE_KEY
+    suffix = "/" + STORE_CATALOGUE_KEY
     if s.catalogue:
         remote = s.remote
         if remote is None and s.catalogue.endswith(suffix):

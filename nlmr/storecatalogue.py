@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from nlmr import __version__
-from nlmr.catalogue import Catalogue, CatalogueEntry, PublishedRevision
+from nlmr.catalogue import STORE_CATALOGUE_KEY, Catalogue, CatalogueEntry, PublishedRevision
 from nlmr.errors import CardError
 from nlmr.manifest import Manifest
 from nlmr.registry import Registry
@@ -23,7 +23,7 @@ from nlmr.store.base import ObjectStore
 from nlmr.target import TARGET_SUFFIX, Target, default_target, load_target
 
 #: Where a store keeps its catalogue (relative to the remote's URL).
-CATALOGUE_KEY = "nlmr/catalogue.json"
+CATALOGUE_KEY = STORE_CATALOGUE_KEY
 
 
 def build_catalogue(

@@ -90,6 +90,23 @@ class ObjectReader(ABC):
         self.close()
 
 
+def read_all(reader: ObjectReader) -> bytes:
+    """Everything an open reader has left (small objects: catalogues, ``.dir`` listings).
+
+    Raises:
+        StoreUnavailableError: the connection broke before the end.
+    """
+    buf = bytearray(reader.stop - reader.start)
+    view, filled = memoryview(buf), 0
+    with reader:
+        while filled < len(buf):
+            n = reader.readinto(view[filled:])
+            if not n:
+                break
+            filled += n
+    return bytes(buf[:filled])
+
+
 class _ChunkReader(ObjectReader):
     """An :class:`ObjectReader` over :meth:`ObjectStore.iter_chunks` (the generic fallback)."""
 

@@ -13,7 +13,7 @@ import urllib.parse
 from collections.abc import Iterator
 
 from nlmr.errors import StoreAccessError
-from nlmr.store.base import ObjectReader, ObjectStore, Upload
+from nlmr.store.base import ObjectReader, ObjectStore, Upload, read_all
 from nlmr.store.s3http import S3Http
 
 
@@ -47,15 +47,7 @@ class HttpStore(ObjectStore):
         return self._http.get(key, start, stop)
 
     def get_bytes(self, key: str) -> bytes:
-        with self.open_read(key) as reader:
-            buf = bytearray(reader.stop - reader.start)
-            view, filled = memoryview(buf), 0
-            while filled < len(buf):
-                n = reader.readinto(view[filled:])
-                if not n:
-                    break
-                filled += n
-            return bytes(buf[:filled])
+        return read_all(self.open_read(key))
 
     def iter_chunks(self, key: str, chunk: int = 4 * 1024 * 1024) -> Iterator[bytes]:
         with self.open_read(key) as reader:

@@ -33,6 +33,7 @@ from nlmr.store.base import (
     UploadResult,
     check_size,
     check_unchanged,
+    read_all,
 )
 from nlmr.store.s3http import Credentials, S3Http
 
@@ -440,12 +441,25 @@ class S3Store(ObjectStore):
         return [pool.submit(part, n) for n in range(1, count + 1)]
 
     def put_bytes(self, key: str, data: bytes) -> None:
+        if self._fast is not None:
+            import base64
+            import hashlib
+
+            md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+            self._fast.put(self._key(key), data, md5)
+            return
         try:
             self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
         except Exception as exc:
             raise translate(exc, self.url, key) from exc
 
     def get_bytes(self, key: str) -> bytes:
+        if self._fast is not None:  # no botocore import for a catalogue
+            try:
+                return read_all(self._fast.get(self._key(key)))
+            except StoreError as exc:
+                exc.key = key  # the caller's key, as boto3's errors are translated
+                raise
         try:
             response = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
             data: bytes = response["Body"].read()
