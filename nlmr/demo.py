@@ -10,7 +10,11 @@ It grows with each capability. Today:
 5. ``nlmr sync`` that registry to a read-only mirror (plain and hub-cache trees), check the
    mirror deeply, sync again (nothing moves) and show the users' environment;
 6. load the model from the mirror offline, by path and by hub id through ``HF_HUB_CACHE``,
-   and compare its outputs with the source model's.
+   and compare its outputs with the source model's;
+7. as a laptop with no registry would: publish the store's catalogue, ``nlmr pull`` the
+   model from the store into a fresh Hugging Face cache (again: nothing to do) and from
+   the mirror into a plain directory, show ``nlmr info``'s load lines, and load both
+   copies offline (by hub id from the user's own cache, and by path).
 
 Everything the demo writes goes under its work directory (``./nlmr-demo`` by default).
 """
@@ -107,7 +111,7 @@ def _sync_and_load(work: Path, registry: Path, echo: Echo) -> bool:
     from nlmr.target import default_target
 
     mirror = work / "mirror"
-    echo(f"== 5/6 nlmr sync --root {mirror}")
+    echo(f"== 5/7 nlmr sync --root {mirror}")
     target = default_target(mirror)
     store = str(work / "store")
     first = sync(target, registry=registry, remote=store, progress=False)
@@ -133,7 +137,7 @@ def _sync_and_load(work: Path, registry: Path, echo: Echo) -> bool:
             echo(f"    {line}")
     ok = first.ok and checked.ok and again.ok and not again.published
 
-    echo("== 6/6 load from the mirror, offline (HF_HUB_OFFLINE=1, HF_HUB_CACHE=mirror/hub)")
+    echo("== 6/7 load from the mirror, offline (HF_HUB_OFFLINE=1, HF_HUB_CACHE=mirror/hub)")
     plain = mirror / "models/nlmr-demo/tiny-bert"
     env = {
         **os.environ,
@@ -161,6 +165,71 @@ def _sync_and_load(work: Path, registry: Path, echo: Echo) -> bool:
     return ok
 
 
+def _pull_and_load(work: Path, registry: Path, echo: Echo) -> bool:
+    import json
+
+    from nlmr.cli._output import human_bytes
+    from nlmr.config import settings
+    from nlmr.entryinfo import describe
+    from nlmr.puller import pull
+    from nlmr.resolver import Resolver
+    from nlmr.store.local import LocalStore
+    from nlmr.storecatalogue import build_catalogue, upload_catalogue
+
+    store, mirror = work / "store", work / "mirror"
+    echo("== 7/7 nlmr pull, as a laptop with only the store's URL would")
+    cat, problems = build_catalogue(registry, remote_url=str(store))
+    url = upload_catalogue(LocalStore(store), cat)
+    echo(f"  nlmr catalogue --upload: {url} ({len(cat.entries)} entries)")
+    cache = work / "user-hf-cache"
+    from_store = settings(remote=str(store), mirrors=[])
+    first = pull("nlmr-demo/tiny-bert", hf_cache=cache, settings=from_store, progress=False)
+    rate = first.fetched_bytes / first.seconds / 2**20 if first.seconds else 0
+    echo(
+        f"  pull into {cache}: {first.fetched} files, {human_bytes(first.fetched_bytes)} from "
+        f"{first.source}, sha256-verified, {first.seconds:.2f} s ({rate:.0f} MiB/s)"
+    )
+    again = pull("nlmr-demo/tiny-bert", hf_cache=cache, settings=from_store, progress=False)
+    echo(f"  pull again: {again.fetched} fetched, {again.present} already complete")
+    both = settings(remote=str(store), mirrors=[mirror])
+    plain = work / "pulled-tiny-bert"
+    near = pull("nlmr-demo/tiny-bert", to=plain, settings=both, progress=False)
+    how = ", ".join(f"{n} by {k}" for k, n in near.how.items())
+    echo(f"  pull --to {plain}: from {near.source} ({how})")
+    linked = pull("nlmr-demo/tiny-bert", link=True, settings=both)
+    echo(f"  pull --link: {linked.path}")
+    info = describe(Resolver(both), "nlmr-demo/tiny-bert")
+    echo("  nlmr info nlmr-demo/tiny-bert, to load it:")
+    for what, line in info.lines:
+        echo(f"    # {what}")
+        for text in line.splitlines():
+            echo(f"    {text}")
+    ok = not problems and first.ok and again.complete and near.ok and linked.path != ""
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_CACHE": str(cache),
+        "HF_HOME": str(work / "hf-home"),
+        "TRANSFORMERS_VERBOSITY": "error",
+    }
+    refs = [str(work / "tiny-bert"), "nlmr-demo/tiny-bert", str(plain)]
+    done = subprocess.run(
+        [sys.executable, "-c", _LOAD, *refs], capture_output=True, text=True, env=env, check=False
+    )
+    if done.returncode != 0:
+        echo("  load failed: " + done.stderr.strip().splitlines()[-1])
+        return False
+    digests = json.loads(done.stdout.strip().splitlines()[-1])
+    for ref in refs[1:]:
+        same = digests[ref] == digests[refs[0]]
+        ok = ok and same
+        echo(
+            f"  from_pretrained({ref!r}) offline: "
+            + ("outputs identical to the source model" if same else "OUTPUTS DIFFER")
+        )
+    return ok
+
+
 def run_demo(
     registry: str | Path | None, *, workdir: str | Path = "nlmr-demo", echo: Echo = print
 ) -> DemoResult:
@@ -175,7 +244,7 @@ def run_demo(
 
     source = Path(registry) if registry else default_registry()
     work = Path(workdir).resolve()
-    echo(f"== 1/6 validate {source}")
+    echo(f"== 1/7 validate {source}")
     report = validate([source])
     for problem in report.problems:
         echo("  " + problem.format())
@@ -184,12 +253,12 @@ def run_demo(
         f"{len(report.warnings)} warning(s)"
     )
 
-    echo("== 2/6 catalogue")
+    echo("== 2/7 catalogue")
     listing = list_entries(source)
     rows = [[e.id, e.type, ",".join(e.languages), e.license, e.status] for e in listing.entries]
     echo(table(["ID", "TYPE", "LANGUAGES", "LICENSE", "STATUS"], rows))
 
-    echo("== 3/6 card -> Hugging Face README.md -> card")
+    echo("== 3/7 card -> Hugging Face README.md -> card")
     reg = Registry(source)
     same = 0
     for summary in listing.entries:
@@ -199,7 +268,7 @@ def run_demo(
         echo(f"  {summary.id}: {'identical' if back == card else 'DIFFERS'}")
     ok = report.ok() and not listing.invalid and same == len(listing.entries)
 
-    echo(f"== 4/6 nlmr add a tiny model to a copy of the registry ({work})")
+    echo(f"== 4/7 nlmr add a tiny model to a copy of the registry ({work})")
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -242,7 +311,8 @@ def run_demo(
         ok = ok and after.ok() and remote.ok and not result.problems
     if added is not None:
         ok = _sync_and_load(work, demo_registry, echo) and ok
+        ok = _pull_and_load(work, demo_registry, echo) and ok
     else:
-        echo("== 5/6 sync, 6/6 load: skipped (no model was added)")
+        echo("== 5/7 sync, 6/7 load, 7/7 pull: skipped (no model was added)")
     echo("demo " + ("succeeded" if ok else "found problems (see above)"))
     return DemoResult(ok, source, report.cards, same, added)

@@ -19,8 +19,8 @@ from nlmr.errors import ConfigError, NotFoundError, PullError, UsageError
 from nlmr.layout import lfs_pointer_sha1
 from nlmr.puller import pull
 from nlmr.resolver import Resolver
-from nlmr.storecatalogue import CATALOGUE_KEY, build_catalogue, upload_catalogue
 from nlmr.store.local import LocalStore
+from nlmr.storecatalogue import CATALOGUE_KEY, build_catalogue, upload_catalogue
 
 ST = b"\x08\x00\x00\x00\x00\x00\x00\x00{}      "  # an empty safetensors header
 V1 = {
@@ -241,7 +241,7 @@ def test_dry_run_and_json(store: Store, tmp_path: Path, run_cli: Any) -> None:
 def test_failed_files_exit_1_naming_each(store: Store, tmp_path: Path, run_cli: Any) -> None:
     store.object_path(V2["tokenizer.json"]).unlink()
     env = {"NLMR_REMOTE": str(store.w.store)}
-    code, out, err = run_cli("pull", "acme/tiny", "--to", str(tmp_path / "o"), env=env)
+    code, _, err = run_cli("pull", "acme/tiny", "--to", str(tmp_path / "o"), env=env)
     assert code == 1
     assert "acme/tiny@v2: tokenizer.json:" in err and "no such object" in err
     assert "rerun the same command to resume" in err and "Traceback" not in err
@@ -312,7 +312,7 @@ def test_python_api_reads_the_environment(
     assert path == tmp_path / "cache/models--acme--tiny/snapshots" / mirrored.v1.revision_id
     assert (path / "config.json").read_bytes() == V1["config.json"]
     mirrored.object_path(V2["model.safetensors"]).unlink()
-    with pytest.raises(PullError, match="model.safetensors") as info:
+    with pytest.raises(PullError, match=r"model\.safetensors") as info:
         nlmr.pull("acme/tiny")  # v2: only its weights are not in the cache already
     assert [f for f, _ in info.value.failures] == ["model.safetensors"]
 
@@ -331,7 +331,7 @@ def test_config_file(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         settings()
     assert "mirrors" in (info.value.hint or "")
     cfg.write_text("jobs: many\n")
-    with pytest.raises(ConfigError, match="config.yaml:1: jobs must be a positive integer"):
+    with pytest.raises(ConfigError, match=r"config\.yaml:1: jobs must be a positive integer"):
         settings()
 
 
@@ -352,7 +352,8 @@ def test_ls_and_info(mirrored: Store, tmp_path: Path, run_cli: Any) -> None:
     targets = tmp_path / "sync"
     targets.mkdir()
     (targets / "saga.yaml").write_text(
-        "schema_version: 1\nname: saga\nroot: /cluster/shared/nlmr\ndescription: Saga\nselect:\n  ids: ['acme/*']\n"
+        "schema_version: 1\nname: saga\nroot: /cluster/shared/nlmr\ndescription: Saga\n"
+        "select:\n  ids: ['acme/*']\n"
     )
     cat, problems = build_catalogue(
         mirrored.w.reg, remote_url=str(mirrored.w.store), targets_dir=targets
@@ -396,3 +397,24 @@ def test_catalogue_command(store: Store, tmp_path: Path, run_cli: Any) -> None:
     assert check("catalogue", json.loads(out_file.read_text())) == []
     code, _, err = run_cli("catalogue", "--registry", str(store.w.reg), "--upload")
     assert code == 0 and CATALOGUE_KEY in err
+
+
+def test_two_pulls_into_one_place_take_turns(store: Store, tmp_path: Path) -> None:
+    import threading
+
+    events: list[str] = []
+    results: list[Any] = []
+
+    def one() -> None:
+        results.append(store.pull("acme/tiny", hf_cache=store.cache, on_event=events.append))
+
+    threads = [threading.Thread(target=one) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 3 and all(r.ok for r in results)
+    assert sum(r.fetched for r in results) == 4  # each blob fetched once, by whoever was first
+    snap = Path(results[0].path)
+    assert _tree(snap) == V2
+    assert not list(store.cache.rglob("*.partial"))

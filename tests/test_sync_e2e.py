@@ -235,6 +235,15 @@ def test_sync_killed_at_random_moments_leaves_a_valid_tree(tmp_path: Path) -> No
     rng = random.Random(7)
     root = tmp_path / "mirror"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    # how long a whole sync takes here (a scratch root), so the kills land inside one
+    t0 = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-c", SYNC_SCRIPT, str(tmp_path / "scratch"), str(reg)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    whole = time.monotonic() - t0
     kills = 0
     for attempt in range(12):
         proc = subprocess.Popen(
@@ -243,7 +252,7 @@ def test_sync_killed_at_random_moments_leaves_a_valid_tree(tmp_path: Path) -> No
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        time.sleep(rng.uniform(0.3, 1.6))
+        time.sleep(rng.uniform(0.1, 0.6) * whole)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
