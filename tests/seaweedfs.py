@@ -58,6 +58,7 @@ class SeaweedFS:
     process: subprocess.Popen[bytes]
     args: list[str]
     log: Path
+    https_endpoint: str | None = None
 
     def client(self) -> object:
         import boto3
@@ -138,8 +139,13 @@ def _wait_ready(server: SeaweedFS, timeout: float = 90.0) -> None:
     raise RuntimeError(f"SeaweedFS did not become ready: {last}\n{server.log.read_text()[-2000:]}")
 
 
-def start(data_dir: Path | None = None) -> SeaweedFS:
-    """Start a SeaweedFS master+volume+filer+S3 on free loopback ports."""
+def start(data_dir: Path | None = None, *, tls: tuple[Path, Path] | None = None) -> SeaweedFS:
+    """Start a SeaweedFS master+volume+filer+S3 on free loopback ports.
+
+    Args:
+        tls: (certificate, key) files: S3 is then also served over HTTPS, on the port in
+            the returned server's ``https_endpoint``.
+    """
     data = Path(data_dir or tempfile.mkdtemp(prefix="nlmr-weed-"))
     data.mkdir(parents=True, exist_ok=True)
     (master, master_g, volume, volume_g, filer, filer_g, s3, s3_g) = free_ports(8)
@@ -183,8 +189,13 @@ def start(data_dir: Path | None = None) -> SeaweedFS:
         "-volume.max=3000",
         "-metricsPort=0",
     ]
+    https = None
+    if tls is not None:
+        [https] = free_ports(1)
+        args += [f"-s3.port.https={https}", f"-s3.cert.file={tls[0]}", f"-s3.key.file={tls[1]}"]
     log = data / "weed.log"
     server = SeaweedFS(f"http://127.0.0.1:{s3}", data, _spawn(args, log), args, log)
+    server.https_endpoint = f"https://127.0.0.1:{https}" if https else None
     try:
         _wait_ready(server)
         server.client().create_bucket(Bucket=PUBLIC_BUCKET)  # type: ignore[attr-defined]
@@ -195,8 +206,10 @@ def start(data_dir: Path | None = None) -> SeaweedFS:
 
 
 @contextlib.contextmanager
-def running(data_dir: Path | None = None) -> Iterator[SeaweedFS]:
-    server = start(data_dir)
+def running(
+    data_dir: Path | None = None, *, tls: tuple[Path, Path] | None = None
+) -> Iterator[SeaweedFS]:
+    server = start(data_dir, tls=tls)
     try:
         yield server
     finally:

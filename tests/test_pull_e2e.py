@@ -262,3 +262,36 @@ def test_pulled_model_loads_offline_by_hub_id_and_by_path(
     expected = load(str(model))
     assert load("acme/tiny-bert") == expected  # no nlmr involved: huggingface_hub's cache
     assert load(str(tmp_path / "plain")) == expected
+
+
+def test_public_bucket_over_real_https(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TLS as a public store serves it: a certificate the client is told to trust via
+    SSL_CERT_FILE; without it, a clear refusal."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    with seaweedfs.running(tmp_path / "weed", tls=(cert, key)) as server:
+        assert server.https_endpoint
+        for k, v in seaweedfs.s3_env(server).items():  # the publisher's credentials
+            if k.startswith("AWS_"):
+                monkeypatch.setenv(k, v)
+        monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+        prefix = f"store-{uuid.uuid4().hex[:8]}"
+        reg = _registry(tmp_path, f"s3://{seaweedfs.PUBLIC_BUCKET}/{prefix}", server.endpoint)
+        files = {"config.json": b'{"tls": true}', "weights.dat": _content(2 * MiB, 3)}
+        _add(reg, tmp_path, "acme/tls", files)
+        _publish(reg)
+        url = f"{server.https_endpoint}/{seaweedfs.PUBLIC_BUCKET}/{prefix}"
+        dest = tmp_path / "out"
+        trusted = _clean_env(NLMR_REMOTE=url, SSL_CERT_FILE=str(cert))
+        done = _nlmr(["pull", "acme/tls", "--to", str(dest), "-q"], trusted)
+        assert done.returncode == 0, done.stderr
+        assert {p: (dest / p).read_bytes() for p in files} == files
+        refused = _nlmr(["pull", "acme/tls", "--to", str(tmp_path / "x")], _clean_env(
+            NLMR_REMOTE=url, SSL_CERT_FILE=str(tmp_path / "key.pem")))  # fmt: skip
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr
+        assert "SSL_CERT_FILE" in refused.stderr

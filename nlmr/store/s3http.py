@@ -211,7 +211,7 @@ class S3Http:
             f"{self.where(key)}: cannot reach the store ({last})",
             url=self.url,
             key=key,
-            hint="check the endpoint URL and network",
+            hint=_hint_for(last),
         ) from last
 
     def head(self, key: str) -> int | None:
@@ -260,7 +260,7 @@ class S3Http:
                     f"{self.where(key)}: cannot reach the store ({exc})",
                     url=self.url,
                     key=key,
-                    hint="check the endpoint URL and network",
+                    hint=_hint_for(exc),
                 ) from exc
         assert conn is not None  # the loop either broke out with a response or raised
         if status in (200, 206):
@@ -343,6 +343,16 @@ class S3Http:
                 hint="create it, or fix the remote URL",
             )
         raise StoreError(f"{where}: {code or 'HTTP'} {status}", url=self.url, key=key)
+
+
+def _hint_for(exc: BaseException | None) -> str:
+    """What to check when a connection failed."""
+    if type(exc).__name__ == "SSLCertVerificationError":  # no ssl import for plain http
+        return (
+            "the server's TLS certificate is not trusted: point SSL_CERT_FILE at the CA "
+            "bundle that signed it"
+        )
+    return "check the endpoint URL and network"
 
 
 def _error_code(body: bytes) -> str:
