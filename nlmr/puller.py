@@ -227,16 +227,9 @@ def pull(
         items = list(blobs.values())
         lock = cache / ".locks" / hub_repo_name(entry.kind, entry.id) / "nlmr-pull.lock"
 
+    plain_root = dest_root if to is not None else None
     if dry_run:
-        todo, present = _triage(
-            items,
-            report,
-            dest_root if to is not None else None,
-            force=force,
-            verify=verify,
-            dry_run=True,
-            say=say,
-        )
+        todo, present = _triage(items, report, plain_root, force=force, verify=verify, say=None)
         report.present = len(present)
         report.fetched = len(todo)
         report.fetched_bytes = sum(i.file.size for i in todo)
@@ -246,20 +239,12 @@ def pull(
     from nlmr.lock import hold
 
     with hold(lock, purpose=f"nlmr pull {found.ref}", wait=math.inf, on_event=say):
-        todo, present = _triage(
-            items,
-            report,
-            dest_root if to is not None else None,
-            force=force,
-            verify=verify,
-            dry_run=False,
-            say=say,
-        )
+        todo, present = _triage(items, report, plain_root, force=force, verify=verify, say=say)
         report.present = len(present)
         moved = _move(found, todo, s, mode, fsync, progress, report, say)
         ok_paths = {i.file.path for i in present} | {i.file.path for i in moved}
-        if to is not None:
-            _write_record(dest_root, found, [i for i in items if i.file.path in ok_paths])
+        if plain_root is not None:
+            _write_record(plain_root, found, [i for i in items if i.file.path in ok_paths])
         else:
             ok_blobs = {i.file.blob_id for i in present} | {i.file.blob_id for i in moved}
             _publish_snapshot(repo, found, [f for f in chosen if f.blob_id in ok_blobs])
@@ -314,11 +299,15 @@ def _triage(
     *,
     force: bool,
     verify: bool,
-    dry_run: bool,
-    say: Events,
+    say: Events | None,
 ) -> tuple[list[_Item], list[_Item]]:
-    """Split ``items`` into (to fetch, already complete). A local file that differs from the
-    catalogue is a failure (kept), or with ``force`` is removed and fetched again."""
+    """Split ``items`` into (to fetch, already complete).
+
+    A local file that differs from the catalogue is replaced when nlmr put it there and it
+    is unchanged since (another revision pulled into the same directory), or with
+    ``force``; otherwise it is someone's edit: kept, and reported as a failure. ``say`` is
+    None for a dry run, which removes nothing.
+    """
     from nlmr.hashing import sha256_file
 
     record = _read_record(dest_root) if dest_root is not None else {}
@@ -331,32 +320,46 @@ def _triage(
         except FileNotFoundError:
             todo.append(item)
             continue
+        # a blob of the HF cache is named by its content: a wrong one is damage, never an
+        # edit; in a plain directory only files the record vouches for are nlmr's
+        ours = dest_root is None or _recorded(record, item)
         intact = st.st_size == f.size
-        if intact and (verify or (dest_root is not None and not _recorded(record, item))):
+        if dest_root is None:
+            check = verify
+        else:
+            check = verify or not ours or _recorded_sha(record, item) != f.sha256
+        if intact and check:
             intact = sha256_file(item.dest)[1] == f.sha256
         if intact:
             present.append(item)
             continue
-        if not force:
+        if not (force or ours):
             report.failed.append(
                 (
                     f.path,
                     f"{item.dest} differs from the catalogue (expected {f.size} bytes, sha256 "
-                    f"{f.sha256[:12]}…); kept it: rerun with --force to replace it",
+                    f"{f.sha256[:12]}…) and was changed since nlmr wrote it; kept it: rerun "
+                    "with --force to replace it",
                 )
             )
             continue
-        if not dry_run:
-            say(f"replacing {item.dest}: it differs from the catalogue")
-            item.dest.unlink()
+        if say is not None:
+            if not ours or dest_root is None:
+                say(f"replacing {item.dest}: it differs from the catalogue")
+            item.dest.unlink()  # the new file is fetched beside it and renamed in
         todo.append(item)
     return todo, present
 
 
-def _recorded(record: dict[str, list[Any]], item: _Item) -> bool:
-    """Whether the record says this file was pulled intact and it has not changed since."""
+def _recorded_sha(record: dict[str, list[Any]], item: _Item) -> str | None:
     seen = record.get(item.file.path)
-    if not seen or len(seen) != 4 or seen[3] != item.file.sha256:
+    return str(seen[3]) if seen and len(seen) == 4 else None
+
+
+def _recorded(record: dict[str, list[Any]], item: _Item) -> bool:
+    """Whether the record says nlmr wrote this file, verified, and it is unchanged since."""
+    seen = record.get(item.file.path)
+    if not seen or len(seen) != 4:
         return False
     try:
         return seen[:3] == _stat_key(item.dest)

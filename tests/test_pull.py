@@ -418,3 +418,42 @@ def test_two_pulls_into_one_place_take_turns(store: Store, tmp_path: Path) -> No
     snap = Path(results[0].path)
     assert _tree(snap) == V2
     assert not list(store.cache.rglob("*.partial"))
+
+
+def test_another_revision_into_the_same_directory_replaces_only_nlmr_files(
+    store: Store, tmp_path: Path
+) -> None:
+    dest = tmp_path / "out"
+    assert store.pull("acme/tiny@v1", to=dest).ok
+    assert store.pull("acme/tiny@v2", to=dest, dry_run=True).fetched == 1
+    moved = store.pull("acme/tiny@v2", to=dest)  # only the weights differ, and nlmr wrote them
+    assert moved.ok and moved.fetched == 1 and moved.present == 3 and _tree(dest) == V2
+    record = json.loads((dest / ".nlmr-provenance.json").read_text())
+    assert record["revision"] == "v2"
+    (dest / "model.safetensors").write_bytes(b"my own fine-tuned weights")
+    back = store.pull("acme/tiny@v1", to=dest)
+    assert [f for f, _ in back.failed] == ["model.safetensors"]  # an edit: kept
+    assert (dest / "model.safetensors").read_bytes() == b"my own fine-tuned weights"
+
+
+def test_a_damaged_blob_in_the_hf_cache_is_fetched_again(store: Store) -> None:
+    report = store.pull("acme/tiny", hf_cache=store.cache)
+    blob = Path(report.path) / "model.safetensors"
+    real = blob.resolve()
+    real.write_bytes(real.read_bytes()[:1000])  # a power cut's truncated file
+    again = store.pull("acme/tiny", hf_cache=store.cache)
+    assert again.ok and again.fetched == 1 and blob.read_bytes() == V2["model.safetensors"]
+    real.write_bytes(b"x" * len(V2["model.safetensors"]))  # same size, wrong bytes
+    assert store.pull("acme/tiny", hf_cache=store.cache).complete  # trusted by size...
+    verified = store.pull("acme/tiny", hf_cache=store.cache, verify=True)  # ...unless --verify
+    assert verified.ok and verified.fetched == 1 and blob.read_bytes() == V2["model.safetensors"]
+
+
+def test_progress_bar_on_a_terminal_only(
+    store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store.pull("acme/tiny", to=tmp_path / "a", progress=True)  # as on a terminal
+    err = capsys.readouterr().err
+    assert "acme/tiny@v2" in err and "B/s" in err  # one bar: bytes/s (and ETA while running)
+    store.pull("acme/tiny", to=tmp_path / "b", progress=None)  # stderr is no terminal here
+    assert capsys.readouterr().err == ""
