@@ -295,3 +295,39 @@ def test_public_bucket_over_real_https(tmp_path: Path, monkeypatch: pytest.Monke
             NLMR_REMOTE=url, SSL_CERT_FILE=str(tmp_path / "key.pem")))  # fmt: skip
         assert refused.returncode == 1 and "Traceback" not in refused.stderr
         assert "SSL_CERT_FILE" in refused.stderr
+
+
+def test_missing_and_corrupt_objects_in_s3(s3: tuple[Any, str], tmp_path: Path) -> None:
+    server, bucket = s3
+    reg = _registry(tmp_path, f"s3://{bucket}/store", server.endpoint)
+    files = {"a.txt": b"alpha" * 1000, "b.txt": b"beta" * 1000, "c.txt": b"gamma" * 1000}
+    _add(reg, tmp_path, "acme/faulty", files)
+    _publish(reg)
+    client = server.client()
+
+    def key(data: bytes) -> str:
+        import hashlib
+
+        md5 = hashlib.md5(data).hexdigest()
+        return f"store/files/md5/{md5[:2]}/{md5[2:]}"
+
+    client.delete_object(Bucket=bucket, Key=key(files["a.txt"]))  # type: ignore[attr-defined]
+    client.put_object(Bucket=bucket, Key=key(files["b.txt"]), Body=b"beta" * 999 + b"XXXX")  # type: ignore[attr-defined]
+    env = {
+        **seaweedfs.s3_env(server),
+        "NLMR_CONFIG": "/nonexistent/config.yaml",
+        "NLMR_REMOTE": f"s3://{bucket}/store",
+        "NLMR_ENDPOINT_URL": server.endpoint,
+    }
+    dest = tmp_path / "out"
+    done = _nlmr(["pull", "acme/faulty", "--to", str(dest)], env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"a.txt: s3://{bucket}/{key(files['a.txt'])}: no such object" in done.stderr
+    assert "b.txt:" in done.stderr and "sha256 mismatch" in done.stderr
+    assert (dest / "c.txt").read_bytes() == files["c.txt"]  # the rest is in place
+    assert not (dest / "a.txt").exists() and not (dest / "b.txt").exists()
+    client.put_object(Bucket=bucket, Key=key(files["a.txt"]), Body=files["a.txt"])  # type: ignore[attr-defined]
+    client.put_object(Bucket=bucket, Key=key(files["b.txt"]), Body=files["b.txt"])  # type: ignore[attr-defined]
+    again = _nlmr(["pull", "acme/faulty", "--to", str(dest), "--json"], env)
+    report = json.loads(again.stdout)
+    assert again.returncode == 0 and report["fetched"] == 2 and report["present"] == 1
