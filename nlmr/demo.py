@@ -102,7 +102,6 @@ print(json.dumps(out))
 
 
 def _sync_and_load(work: Path, registry: Path, echo: Echo) -> bool:
-    import json
 
     from nlmr.cli._output import human_bytes
     from nlmr.envfiles import render_shell, user_env
@@ -139,34 +138,46 @@ def _sync_and_load(work: Path, registry: Path, echo: Echo) -> bool:
 
     echo("== 6/7 load from the mirror, offline (HF_HUB_OFFLINE=1, HF_HUB_CACHE=mirror/hub)")
     plain = mirror / "models/nlmr-demo/tiny-bert"
+    refs = [str(plain), "nlmr-demo/tiny-bert"]
+    return _same_outputs(work, mirror / "hub", refs, echo) and ok
+
+
+def _same_outputs(work: Path, hub_cache: Path, refs: list[str], echo: Echo) -> bool:
+    """Load each of ``refs`` offline with ``HF_HUB_CACHE=hub_cache`` (one child process) and
+    compare the outputs with the source model's."""
+    import json
+
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
-        "HF_HUB_CACHE": str(mirror / "hub"),
+        "HF_HUB_CACHE": str(hub_cache),
         "HF_HOME": str(work / "hf-home"),
         "TRANSFORMERS_VERBOSITY": "error",
     }
-    refs = [str(work / "tiny-bert"), str(plain), "nlmr-demo/tiny-bert"]
+    source = str(work / "tiny-bert")
     done = subprocess.run(
-        [sys.executable, "-c", _LOAD, *refs], capture_output=True, text=True, env=env, check=False
+        [sys.executable, "-c", _LOAD, source, *refs],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     if done.returncode != 0:
         echo("  load failed: " + done.stderr.strip().splitlines()[-1])
         return False
     digests = json.loads(done.stdout.strip().splitlines()[-1])
-    source = digests[refs[0]]
-    for ref in refs[1:]:
-        same = digests[ref] == source
+    ok = True
+    for ref in refs:
+        same = digests[ref] == digests[source]
         ok = ok and same
         echo(
-            f"  from_pretrained({ref!r}): "
+            f"  from_pretrained({ref!r}) offline: "
             + ("outputs identical to the source model" if same else "OUTPUTS DIFFER")
         )
     return ok
 
 
 def _pull_and_load(work: Path, registry: Path, echo: Echo) -> bool:
-    import json
 
     from nlmr.cli._output import human_bytes
     from nlmr.config import settings
@@ -205,29 +216,7 @@ def _pull_and_load(work: Path, registry: Path, echo: Echo) -> bool:
         for text in line.splitlines():
             echo(f"    {text}")
     ok = not problems and first.ok and again.complete and near.ok and linked.path != ""
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "HF_HUB_CACHE": str(cache),
-        "HF_HOME": str(work / "hf-home"),
-        "TRANSFORMERS_VERBOSITY": "error",
-    }
-    refs = [str(work / "tiny-bert"), "nlmr-demo/tiny-bert", str(plain)]
-    done = subprocess.run(
-        [sys.executable, "-c", _LOAD, *refs], capture_output=True, text=True, env=env, check=False
-    )
-    if done.returncode != 0:
-        echo("  load failed: " + done.stderr.strip().splitlines()[-1])
-        return False
-    digests = json.loads(done.stdout.strip().splitlines()[-1])
-    for ref in refs[1:]:
-        same = digests[ref] == digests[refs[0]]
-        ok = ok and same
-        echo(
-            f"  from_pretrained({ref!r}) offline: "
-            + ("outputs identical to the source model" if same else "OUTPUTS DIFFER")
-        )
-    return ok
+    return _same_outputs(work, cache, ["nlmr-demo/tiny-bert", str(plain)], echo) and ok
 
 
 def run_demo(

@@ -83,18 +83,10 @@ def build_catalogue(
         default = w.default.name if w.default else None
         if default not in {r.name for r in revisions}:
             default = None
-        entry = CatalogueEntry(
-            kind=w.kind,
-            id=w.id,
-            title=w.title,
-            summary=w.summary,
-            license=w.license,
-            languages=w.languages,
-            tags=w.tags,
-            framework=w.framework,
-            default_revision=default,
-            revisions=tuple(sorted(revisions, key=lambda r: r.name)),
-            mirrors=tuple(t.name for t in targets if t.select.selects(w.kind, w.id, w.tags)),
+        entry = w.catalogue_entry(
+            default,
+            tuple(sorted(revisions, key=lambda r: r.name)),
+            tuple(t.name for t in targets if t.select.selects(w.kind, w.id, w.tags)),
         )
         entries[entry.key] = entry
     catalogue = Catalogue(

@@ -657,18 +657,7 @@ def _read_provenance(path: Path) -> dict[str, Any]:
 
 
 def _new_entry(w: WantedEntry) -> CatalogueEntry:
-    return CatalogueEntry(
-        kind=w.kind,
-        id=w.id,
-        title=w.title,
-        summary=w.summary,
-        license=w.license,
-        languages=w.languages,
-        tags=w.tags,
-        framework=w.framework,
-        default_revision=None,
-        revisions=(),
-    )
+    return w.catalogue_entry()
 
 
 def _refresh(e: CatalogueEntry, w: WantedEntry) -> CatalogueEntry:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nlmr.catalogue import CatalogueEntry, PublishedRevision
 from nlmr.errors import CardError, NlmrError
 from nlmr.registry import KIND_DIRS, MANIFEST_SUFFIX, EntryPaths, Registry
 from nlmr.target import Target
@@ -59,6 +60,27 @@ class WantedEntry:
         from dataclasses import asdict
 
         return asdict(self)
+
+    def catalogue_entry(
+        self,
+        default_revision: str | None = None,
+        revisions: tuple[PublishedRevision, ...] = (),
+        mirrors: tuple[str, ...] = (),
+    ) -> CatalogueEntry:
+        """The catalogue's entry for this card, holding ``revisions``."""
+        return CatalogueEntry(
+            kind=self.kind,
+            id=self.id,
+            title=self.title,
+            summary=self.summary,
+            license=self.license,
+            languages=self.languages,
+            tags=self.tags,
+            framework=self.framework,
+            default_revision=default_revision,
+            revisions=revisions,
+            mirrors=mirrors,
+        )
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> WantedEntry:
