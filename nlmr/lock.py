@@ -663,7 +663,15 @@ def _write_json(dir_fd: int, name: str, data: Mapping[str, Any]) -> None:
 
 def _empty(dir_fd: int) -> None:
     """Remove the files in the (flat) directory ``dir_fd``."""
-    for name in os.listdir(dir_fd):
+    # List through a fresh descriptor of the same directory: btrfs fixes a directory's
+    # entries for readdir when a descriptor first reads it, so listing through the old one
+    # (or a dup of it, even rewound) misses the owner record written since.
+    fresh = os.open(".", os.O_RDONLY | os.O_DIRECTORY, dir_fd=dir_fd)
+    try:
+        names = os.listdir(fresh)
+    finally:
+        os.close(fresh)
+    for name in names:
         # what cannot go (a stray subdirectory) makes the rmdir fail, which is reported
         with contextlib.suppress(OSError):
             os.unlink(name, dir_fd=dir_fd)

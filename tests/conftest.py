@@ -302,3 +302,30 @@ class World:
 @pytest.fixture
 def world(tmp_path: Path) -> World:
     return World(tmp_path)
+
+
+@pytest.fixture
+def btrfs(tmp_path: Path) -> Any:
+    """A small btrfs mounted from a loop image (reflinks), when this machine allows it."""
+    import shutil
+
+    if shutil.which("mkfs.btrfs") is None or os.geteuid() != 0:
+        pytest.skip("needs mkfs.btrfs (btrfs-progs) and root to mount a loop image")
+    image, mnt = tmp_path / "btrfs.img", tmp_path / "mnt"
+    mnt.mkdir()
+    with open(image, "wb") as fh:
+        fh.truncate(256 << 20)
+    made = subprocess.run(["mkfs.btrfs", "-q", str(image)], capture_output=True, check=False)
+    mounted = (
+        made.returncode == 0
+        and subprocess.run(
+            ["mount", "-o", "loop", str(image), str(mnt)], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
+    if not mounted:
+        pytest.skip("cannot mount a loop device here")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)

@@ -457,3 +457,27 @@ def test_progress_bar_on_a_terminal_only(
     assert "acme/tiny@v2" in err and "B/s" in err  # one bar: bytes/s (and ETA while running)
     store.pull("acme/tiny", to=tmp_path / "b", progress=None)  # stderr is no terminal here
     assert capsys.readouterr().err == ""
+
+
+def test_pull_from_a_mirror_clones_on_a_reflink_filesystem(
+    store: Store, btrfs: Path, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from nlmr.target import default_target
+
+    target = replace(default_target(btrfs / "mirror"))
+    assert store.w.sync(target).ok
+    s = settings(mirrors=[btrfs / "mirror"])
+    report = pull("acme/tiny", to=btrfs / "mine", settings=s, progress=False)
+    assert report.ok and report.how == {"reflink": 4}
+    assert _tree(btrfs / "mine") == V2
+    src = btrfs / "mirror/models/acme/tiny@v2/model.safetensors"
+    mine = btrfs / "mine/model.safetensors"
+    assert os.stat(mine).st_ino != os.stat(src).st_ino  # a clone, not a hard link
+    os.chmod(mine, 0o644)
+    mine.write_bytes(b"changed")  # the clone is the user's own: the mirror is untouched
+    assert src.read_bytes() == V2["model.safetensors"]
+    # across filesystems a clone is impossible: auto copies instead, still verified
+    across = pull("acme/tiny", to=tmp_path / "other", settings=s, progress=False)
+    assert across.ok and across.how == {"copy": 4}
