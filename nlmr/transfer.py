@@ -45,6 +45,13 @@ from nlmr.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from nlmr.fsutil import (
+    one_dir_per_filesystem,
+    pwrite_all,
+    start_writeback,
+    syncfs,
+    syncfs_available,
+)
 from nlmr.store.base import DEFAULT_JOBS, ObjectStore
 
 if TYPE_CHECKING:
@@ -142,7 +149,7 @@ def sync_dirs(items: Iterable[Fetch]) -> None:
     Needed only where :func:`fetch` cannot ``syncfs`` (it then fsyncs each file but not
     the directories): call it once afterwards, e.g. on ``report.done``.
     """
-    from nlmr.fsutil import fsync_dir  # here: it imports tempfile, 15 ms at start-up
+    from nlmr.fsutil import fsync_dir
 
     for directory in sorted({item.dest.parent for item in items}):
         fsync_dir(directory)
@@ -485,7 +492,7 @@ class _Run:
         """
         try:
             os.fchmod(fd, self.mode)
-            if self.durable and not _syncfs_available():
+            if self.durable and not syncfs_available():
                 os.fsync(fd)
         except BaseException:
             os.close(fd)
@@ -525,11 +532,11 @@ class _Run:
             self.pending_bytes = 0
             self.flush_queued = False
         try:
-            roots = _one_dir_per_filesystem({partial.parent for _, partial in batch})
-            _syncfs(roots)
+            roots = one_dir_per_filesystem({partial.parent for _, partial in batch})
+            syncfs(roots)
             for item, partial in batch:
                 os.rename(partial, item.dest)
-            _syncfs(roots)
+            syncfs(roots)
         except BaseException:
             for item, _ in batch:
                 self._settle(item, None)
@@ -638,12 +645,12 @@ class _Run:
                             break
                         view = buf[:n]
                         hasher.update(view)
-                        _pwrite_all(fd, view, have)
+                        pwrite_all(fd, view, have)
                         have += n
                         failures = 0
                         self._received(n)
                         if self.durable and have - flushed >= PART:
-                            _start_writeback(fd, flushed, have - flushed)  # as parts do
+                            start_writeback(fd, flushed, have - flushed)  # as parts do
                             flushed = have
                 return
             except StoreUnavailableError as exc:
@@ -725,7 +732,7 @@ class _Run:
                                 f"{item.label}: response ended at byte {part.start + at}",
                                 key=item.key,
                             )
-                        _pwrite_all(fd, buf[at : at + n], part.start + at)
+                        pwrite_all(fd, buf[at : at + n], part.start + at)
                         failures = 0
                         self._received(n)
                         self._advance(large, part, at + n)
@@ -734,7 +741,7 @@ class _Run:
                 self._backoff(failures, exc, item)
         if self.durable:
             # the part goes to disk while the rest downloads, so the final fsync is short
-            _start_writeback(fd, part.start, length)
+            start_writeback(fd, part.start, length)
 
     def _advance(self, large: _Large, part: _Part, filled: int) -> None:
         """Record a part's progress and hash whatever is now contiguous with the hash.
@@ -836,65 +843,6 @@ class _Run:
             self._settle(item, error, done=error is None)
 
 
-_SYNC_FILE_RANGE_WRITE = 2
-_libc_cache: dict[str, Any] = {}
-
-
-def _libc(name: str, *argtypes: Any) -> Any:
-    """A Linux libc call through ctypes (which releases the GIL), or None where missing."""
-    if name not in _libc_cache:  # threads may race here: each stores the same answer
-        fn = None
-        with contextlib.suppress(OSError, AttributeError):
-            import ctypes
-
-            fn = getattr(ctypes.CDLL(None, use_errno=True), name)
-            fn.argtypes = [getattr(ctypes, t) for t in argtypes]
-        _libc_cache[name] = fn
-    return _libc_cache[name]
-
-
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    """Start writing a file range to disk without waiting (``sync_file_range``).
-
-    Dirty pages otherwise sit in memory until the kernel's 30-second expiry, and the sync
-    before the rename would write the whole file at once; started early, the disk works
-    while the network does. A no-op where the call does not exist.
-    """
-    fn = _libc("sync_file_range", "c_int", "c_int64", "c_int64", "c_uint")
-    if fn is not None:
-        fn(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # errors only mean no head start
-
-
-def _syncfs_available() -> bool:
-    """Whether ``syncfs`` exists (else each file is fsynced on its own)."""
-    return _libc("syncfs", "c_int") is not None
-
-
-def _syncfs(dirs: Iterable[Path]) -> None:
-    """``syncfs`` the filesystem of each directory (nothing where unavailable: then each
-    file was fsynced before it was queued)."""
-    fn = _libc("syncfs", "c_int")
-    if fn is None:
-        return
-    for directory in dirs:
-        fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            if fn(fd) != 0:
-                import ctypes
-
-                err = ctypes.get_errno()
-                raise OSError(err, os.strerror(err), str(directory))
-        finally:
-            os.close(fd)
-
-
-def _one_dir_per_filesystem(dirs: Iterable[Path]) -> list[Path]:
-    by_device: dict[int, Path] = {}
-    for directory in dirs:
-        by_device.setdefault(os.stat(directory).st_dev, directory)
-    return list(by_device.values())
-
-
 def _open_partial(path: Path) -> int:
     """Open (or create) a partial file for reading and writing.
 
@@ -907,10 +855,3 @@ def _open_partial(path: Path) -> int:
     except PermissionError:
         os.chmod(path, 0o600)
         return os.open(path, flags, 0o600)
-
-
-def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
-    """``pwrite`` until every byte is written (regular files rarely write short, but may)."""
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view, offset = view[n:], offset + n

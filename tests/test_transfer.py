@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from nlmr import transfer
+from nlmr import fsutil, transfer
 from nlmr.errors import IntegrityError, ObjectNotFoundError, StoreError, StoreUnavailableError
 from nlmr.store import ObjectStore, file_key, open_store
 from nlmr.store.base import ObjectReader
@@ -447,7 +447,7 @@ def test_durability_modes_publish_everything(
     store = LocalStore(tmp_path / "store")
     monkeypatch.setattr(transfer, "FLUSH_FILES", 3)  # several flushes, one at the end
     if durability == "fsync-per-file":  # a system without syncfs
-        monkeypatch.setitem(transfer._libc_cache, "syncfs", None)
+        monkeypatch.setitem(fsutil._libc_cache, "syncfs", None)
     out = tmp_path / "out"
     datas = [content(n * 1000 + 1, n) for n in range(7)] + [content(2 * MiB, 7)]
     items = [item(store, out / f"d{n % 2}", f"f{n}", d) for n, d in enumerate(datas)]
