@@ -169,7 +169,7 @@ def _contexts(
 def cli_md() -> str:
     """The CLI reference page: every command's ``--help``."""
     from nlmr.cli import cli
-    from nlmr.config import ENVIRONMENT
+    from nlmr.config import AWS_ENVIRONMENT, ENVIRONMENT
 
     parts = [
         HEADER,
@@ -182,6 +182,12 @@ def cli_md() -> str:
         parts += [f"\n## `{ctx.command_path}`\n\n```text\n", ctx.command.get_help(ctx), "\n```\n"]
     parts += ["\n## Environment variables\n\n", "| variable | meaning |\n|---|---|\n"]
     parts += [f"| `{name}` | {text} |\n" for name, text in sorted(ENVIRONMENT.items())]
+    names = ", ".join(f"`{n}`" for n in AWS_ENVIRONMENT)
+    parts += [
+        f"\nAlso read, exactly as botocore reads them (so a pull with the keys in the "
+        f"environment does not import botocore): {names}. S3 endpoints: `AWS_ENDPOINT_URL` "
+        "(read by botocore); TLS trust: `SSL_CERT_FILE` (read by Python's `ssl`).\n"
+    ]
     return "".join(parts)
 
 

@@ -35,12 +35,29 @@ ENVIRONMENT: dict[str, str] = {
     "HF_HOME": "Read when HF_HUB_CACHE is unset (default ~/.cache/huggingface).",
 }
 
+#: AWS's own variables, which nlmr reads exactly as botocore does (to skip importing botocore
+#: when the keys are in the environment); botocore reads the rest of its settings itself.
+AWS_ENVIRONMENT: tuple[str, ...] = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_CONFIG_FILE",
+)
+
 
 def _env(name: str) -> str | None:
     if name not in ENVIRONMENT:  # a typo here would silently read nothing
         raise KeyError(f"undocumented environment variable {name}")
     value = os.environ.get(name)
     return value if value not in (None, "") else None
+
+
+def aws_env() -> dict[str, str]:
+    """The :data:`AWS_ENVIRONMENT` variables that are set (and not empty)."""
+    return {name: v for name in AWS_ENVIRONMENT if (v := os.environ.get(name, ""))}
 
 
 def env_flag(name: str) -> bool:

@@ -73,7 +73,9 @@ def _env_credentials(credentials: dict[str, str]) -> tuple[Credentials, str] | N
     node should not pay when the keys are in the environment (its first credential source).
     These are AWS's variables, read exactly as botocore reads them, not nlmr's own.
     """
-    env = os.environ
+    from nlmr import config
+
+    env = config.aws_env()
     if credentials.get("profile") or env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE"):
         return None
     key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
@@ -81,8 +83,8 @@ def _env_credentials(credentials: dict[str, str]) -> tuple[Credentials, str] | N
         return None
     region = env.get("AWS_DEFAULT_REGION")
     if not region:
-        config = env.get("AWS_CONFIG_FILE") or os.path.expanduser("~/.aws/config")
-        if os.path.exists(config):
+        aws_config = env.get("AWS_CONFIG_FILE") or os.path.expanduser("~/.aws/config")
+        if os.path.exists(aws_config):
             return None  # the region may be there: let botocore read it
         region = "us-east-1"
     return Credentials(key, secret, env.get("AWS_SESSION_TOKEN") or None), region
