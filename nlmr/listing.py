@@ -94,9 +94,11 @@ class CatalogueSummary:
     """One line of a listing read from catalogues (mirrors, the store's).
 
     Attributes:
-        revisions: the revisions the nearest source holding the entry has.
-        size: bytes of the default revision (or the newest, when there is no default).
-        where: that source (``mirror /path``, ``catalogue URL``, ``registry DIR``).
+        revisions: the revisions any source has.
+        files, size: files and bytes of the default revision (or of the last one by name,
+            when there is no default).
+        where: the nearest source holding the entry (``mirror /path``, ``catalogue URL``,
+            ``registry DIR``): what ``nlmr pull`` would use for the default revision.
     """
 
     id: str
@@ -106,6 +108,7 @@ class CatalogueSummary:
     license: str
     revisions: tuple[str, ...]
     default_revision: str | None
+    files: int
     size: int
     where: str
 
@@ -120,8 +123,13 @@ def list_catalogues(
         pattern: a glob over ids, case-insensitive.
         kind: only models or only datasets.
     """
+    seen: dict[str, list[Any]] = {}  # key -> [(entry, source) nearest first]
+    for source in resolver.sources():
+        for key, entry in source.catalogue.entries.items():
+            seen.setdefault(key, []).append((entry, source))
     out = []
-    for entry, source in resolver.entries():
+    for key in sorted(seen):
+        entry, source = seen[key][0]
         if kind and entry.kind != kind:
             continue
         if pattern and not fnmatch.fnmatch(entry.id.lower(), pattern.lower()):
@@ -129,6 +137,7 @@ def list_catalogues(
         shown = entry.revision(entry.default_revision) if entry.default_revision else None
         if shown is None and entry.revisions:
             shown = entry.revisions[-1]
+        names = {r.name for e, _ in seen[key] for r in e.revisions}
         out.append(
             CatalogueSummary(
                 id=entry.id,
@@ -136,8 +145,9 @@ def list_catalogues(
                 title=entry.title,
                 languages=entry.languages,
                 license=entry.license,
-                revisions=tuple(r.name for r in entry.revisions),
+                revisions=tuple(sorted(names)),
                 default_revision=entry.default_revision,
+                files=len(shown.files) if shown else 0,
                 size=shown.size if shown else 0,
                 where=source.describe(),
             )

@@ -313,14 +313,6 @@ class Resolver:
             out.append(self._remote)
         return out
 
-    def entries(self) -> list[tuple[CatalogueEntry, Source]]:
-        """Every entry any source has, each with the nearest source holding it."""
-        out: dict[str, tuple[CatalogueEntry, Source]] = {}
-        for source in self.sources():
-            for key, entry in source.catalogue.entries.items():
-                out.setdefault(key, (entry, source))
-        return [out[k] for k in sorted(out)]
-
 
 def _revision(entry: CatalogueEntry, rev: str | None) -> PublishedRevision | None:
     if rev is None:

@@ -48,7 +48,17 @@ def ls(
     if rows:
         click.echo(
             table(
-                ["ID", "TYPE", "LANGUAGES", "LICENSE", "REVISIONS", "SIZE", "FROM", "TITLE"],
+                [
+                    "ID",
+                    "TYPE",
+                    "LANGUAGES",
+                    "LICENSE",
+                    "REVISIONS",
+                    "FILES",
+                    "SIZE",
+                    "FROM",
+                    "TITLE",
+                ],
                 [
                     [
                         r.id,
@@ -56,6 +66,7 @@ def ls(
                         ",".join(r.languages),
                         r.license,
                         ",".join(r.revisions),
+                        str(r.files),
                         human_bytes(r.size),
                         r.where,
                         r.title,
