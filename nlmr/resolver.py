@@ -236,7 +236,16 @@ class Resolver:
         self.looked.append(f"catalogue {url}")
         from nlmr.catalogue import parse_catalogue
 
-        raw = _read_url(url, s.endpoint_url)
+        try:
+            raw = _read_url(url, s.endpoint_url)
+        except ObjectNotFoundError as exc:
+            raise NotFoundError(
+                url,
+                f"{url}: no catalogue there",
+                hint="check the store's URL (--remote, NLMR_REMOTE) or the catalogue's "
+                "(--catalogue, NLMR_CATALOGUE); a store's maintainers publish its catalogue "
+                "with `nlmr catalogue --upload`",
+            ) from exc
         return Source(
             "catalogue",
             url,
