@@ -32,6 +32,7 @@ def pull(
     hf_cache: str | os.PathLike[str] | None = None,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
+    kind: str | None = None,
     jobs: int | None = None,
     progress: bool | None = False,
 ) -> Path:
@@ -47,6 +48,7 @@ def pull(
         to: a plain directory to fill; default: the Hugging Face cache (``HF_HUB_CACHE``).
         hf_cache: a Hugging Face cache directory other than the default one.
         include, exclude: glob patterns on file paths.
+        kind: ``model`` or ``dataset`` when an id names both.
         jobs: concurrent transfers.
         progress: show a progress bar on standard error (None: when it is a terminal).
 
@@ -70,6 +72,7 @@ def pull(
         hf_cache=hf_cache,
         include=include,
         exclude=exclude,
+        kind=kind,
         jobs=jobs,
         progress=progress,
     )

@@ -30,9 +30,11 @@ ENVIRONMENT: dict[str, str] = {
     "NLMR_CONFIG": "The user configuration file (default $XDG_CONFIG_HOME/nlmr/config.yaml, "
     "i.e. ~/.config/nlmr/config.yaml).",
     "XDG_CONFIG_HOME": "Read to find the default configuration file.",
-    "HF_HUB_CACHE": "The Hugging Face cache `nlmr pull --hf-cache` writes to (default "
-    "$HF_HOME/hub).",
-    "HF_HOME": "Read when HF_HUB_CACHE is unset (default ~/.cache/huggingface).",
+    "HF_HUB_CACHE": "The Hugging Face cache `nlmr pull` writes to by default (else "
+    "HUGGINGFACE_HUB_CACHE, else $HF_HOME/hub: the cache huggingface_hub reads).",
+    "HF_HOME": "Read when HF_HUB_CACHE is unset (default $XDG_CACHE_HOME/huggingface).",
+    "HUGGINGFACE_HUB_CACHE": "The legacy name of HF_HUB_CACHE, read when it is unset.",
+    "XDG_CACHE_HOME": "Read when HF_HOME is unset, as huggingface_hub does (default ~/.cache).",
 }
 
 #: AWS's own variables, which nlmr reads exactly as botocore does (to skip importing botocore
@@ -129,13 +131,21 @@ def config_file() -> Path:
 
 
 def hf_hub_cache() -> Path:
-    """The user's Hugging Face hub cache, as huggingface_hub finds it: ``HF_HUB_CACHE``, else
-    ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``."""
-    cache = _env("HF_HUB_CACHE")
+    """The user's Hugging Face hub cache, found as huggingface_hub finds it (its
+    ``constants.py``): ``HF_HUB_CACHE``, else the legacy ``HUGGINGFACE_HUB_CACHE``, else
+    ``$HF_HOME/hub`` with ``HF_HOME`` defaulting to ``$XDG_CACHE_HOME/huggingface`` (and that
+    to ``~/.cache``); ``~`` and ``$VARS`` expanded."""
+
+    def expand(value: str) -> Path:
+        return Path(os.path.expandvars(os.path.expanduser(value)))
+
+    cache = _env("HF_HUB_CACHE") or _env("HUGGINGFACE_HUB_CACHE")
     if cache:
-        return Path(cache).expanduser()
+        return expand(cache)
     home = _env("HF_HOME")
-    return (Path(home).expanduser() if home else Path.home() / ".cache" / "huggingface") / "hub"
+    if not home:
+        home = os.path.join(_env("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    return expand(home) / "hub"
 
 
 #: Keys of the user configuration file, with what they mean.
@@ -237,15 +247,29 @@ def settings(
     elif env_mirrors is not None:
         roots = env_mirrors
     else:
-        roots = [Path(m).expanduser() for m in file.get("mirrors", [])]
+        # relative to the configuration file, wherever the command runs
+        roots = [path.parent / Path(m).expanduser() for m in file.get("mirrors", [])]
     try:
         n = jobs if jobs is not None else config_jobs(file.get("jobs"))
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+    # The store and its catalogue come as a pair from the first level (arguments, then the
+    # environment, then the file) that names either, so `--remote` is never paired with a
+    # catalogue from the file; a lone catalogue that does not imply its store (…/nlmr/
+    # catalogue.json) takes the store from a lower level.
+    levels = [
+        (catalogue, remote),
+        (catalogue_url(), remote_url()),
+        (file.get("catalogue"), file.get("remote")),
+    ]
+    cat, store = next(((c, r) for c, r in levels if c or r), (None, None))
+    if cat and not store and not cat.endswith("/nlmr/catalogue.json"):
+        store = next((r for _, r in levels if r), None)
+    base = Path.cwd()
     return Settings(
-        mirrors=tuple(roots),
-        catalogue=catalogue or catalogue_url() or file.get("catalogue"),
-        remote=remote or remote_url() or file.get("remote"),
+        mirrors=tuple(r if r.is_absolute() else base / r for r in roots),
+        catalogue=cat,
+        remote=store,
         endpoint_url=endpoint_url or _env("NLMR_ENDPOINT_URL") or file.get("endpoint_url"),
         jobs=n,
         origin=path if file else None,

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nlmr.catalogue import CatalogueEntry, PublishedRevision
-from nlmr.errors import NotFoundError, StoreError
 from nlmr.layout import HUB_DIR, KIND_DIRS, plain_name
 from nlmr.resolver import Resolver, parse_ref
 
@@ -86,7 +85,9 @@ def loader(entry: CatalogueEntry, rev: PublishedRevision, where: str) -> str:
     return f"{arg}  # {entry.framework or 'files'}: see the card for how to load it"
 
 
-def describe(resolver: Resolver, ref: str, revision: str | None = None) -> EntryInfo:
+def describe(
+    resolver: Resolver, ref: str, revision: str | None = None, *, kind: str | None = None
+) -> EntryInfo:
     """Everything ``nlmr info`` prints about ``ref``.
 
     Raises:
@@ -94,11 +95,11 @@ def describe(resolver: Resolver, ref: str, revision: str | None = None) -> Entry
     """
     entry_id, rev_name = parse_ref(ref, revision)
     notes: list[str] = []
-    found = resolver.locate(ref, revision)
+    found = resolver.locate(ref, revision, kind=kind)
     entry, rev = found.entry, found.revision
     places: list[Place] = []
     for src in resolver.mirrors():
-        e = src.catalogue.find(entry_id)
+        e = src.catalogue.entry(kind, entry_id) if kind else src.catalogue.find(entry_id)
         if e is None or src.root is None:
             continue
         layouts = src.catalogue.target.get("layouts", ("plain", "hub"))
@@ -113,13 +114,11 @@ def describe(resolver: Resolver, ref: str, revision: str | None = None) -> Entry
                 revisions=held,
             )
         )
-    try:
-        remote = resolver.remote_source()
-    except (StoreError, NotFoundError) as exc:  # offline: what the mirrors say is enough
-        remote = None
-        notes.append(f"store catalogue not read: {exc}")
+    # offline (a compute node), what the mirrors say is enough: the store is noted, skipped
+    remote = next((s for s in resolver.sources(tolerant=True) if s.kind != "mirror"), None)
+    notes += [f"not read: {p}" for p in resolver.problems]
     if remote is not None:
-        listed = remote.catalogue.find(entry_id)
+        listed = remote.catalogue.entry(found.entry.kind, entry_id)
         known = {p.root for p in places}
         for m in remote.catalogue.mirrors:
             if listed is None or m["name"] not in listed.mirrors or m["root"] in known:

@@ -124,7 +124,7 @@ def list_catalogues(
         kind: only models or only datasets.
     """
     seen: dict[str, list[Any]] = {}  # key -> [(entry, source) nearest first]
-    for source in resolver.sources():
+    for source in resolver.sources(tolerant=True):
         for key, entry in source.catalogue.entries.items():
             seen.setdefault(key, []).append((entry, source))
     out = []

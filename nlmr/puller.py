@@ -68,6 +68,8 @@ class PullReport:
         received: bytes read from the source now (less than ``fetched_bytes`` when a
             pull resumed partial files).
         how: files moved per method (``download``, ``reflink``, ``hardlink``, ``copy``).
+        updated: snapshot links, refs, tree file or provenance record were (re)written
+            although no file had to move.
         failed: (file, message) for each file that failed.
     """
 
@@ -86,6 +88,7 @@ class PullReport:
     present: int = 0
     received: int = 0
     how: dict[str, int] = field(default_factory=dict)
+    updated: bool = False
     failed: list[tuple[str, str]] = field(default_factory=list)
     dry_run: bool = False
     seconds: float = 0.0
@@ -96,8 +99,8 @@ class PullReport:
 
     @property
     def complete(self) -> bool:
-        """Everything was already there: nothing was (or would be) moved."""
-        return self.ok and self.fetched == 0
+        """Everything was already there: nothing was (or would be) moved or written."""
+        return self.ok and self.fetched == 0 and not self.updated
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -114,6 +117,7 @@ class _Item:
 
     file: ManifestFile
     dest: Path
+    replace: bool = False  # an outdated file of nlmr's is there: fetch, then rename over it
 
 
 def pull(
@@ -132,6 +136,7 @@ def pull(
     verify: bool = False,
     fsync: bool = False,
     dry_run: bool = False,
+    break_lock: bool = False,
     settings: Settings | None = None,
     registry: str | os.PathLike[str] | None = None,
     resolver: Resolver | None = None,
@@ -159,6 +164,8 @@ def pull(
         verify: re-hash files already present instead of trusting sizes and records.
         fsync: make the files durable before they are renamed into place.
         dry_run: only report what would be moved.
+        break_lock: take over the lock of a pull into the same place that another host
+            left behind (it stopped heartbeating).
         settings: where to look (default: :func:`nlmr.config.settings`).
         registry: a registry checkout to resolve from instead of a catalogue.
         resolver: the sources to use (instead of ``settings`` and ``registry``).
@@ -208,14 +215,19 @@ def pull(
         dry_run=dry_run,
     )
     if link:
-        return _link_report(found, report, pinned=revision is not None or "@" in ref)
+        if to is not None or hf_cache is not None or include or exclude:
+            raise UsageError("--link copies nothing: it takes no --to, --hf-cache or filters")
+        pinned = revision is not None or "@" in ref
+        return _link_report(found, report, pinned=pinned)
     chosen = _select(rev, FileFilter(tuple(include), tuple(exclude)), found.ref)
     report.files, report.bytes = len(chosen), sum(f.size for f in chosen)
+    repo: Path | None = None
+    plain_root: Path | None = None
     if to is not None:
-        dest_root = Path(to).expanduser().absolute()
-        report.layout, report.path = "plain", str(dest_root)
-        items = [_Item(f, dest_root / f.path) for f in chosen]
-        lock = dest_root / ".nlmr-pull.lock"
+        plain_root = Path(to).expanduser().absolute()
+        report.layout, report.path = "plain", str(plain_root)
+        items = [_Item(f, plain_root / f.path) for f in chosen]
+        lock = plain_root / ".nlmr-pull.lock"
     else:
         cache = Path(hf_cache).expanduser() if hf_cache is not None else config.hf_hub_cache()
         cache = cache.absolute()
@@ -227,27 +239,35 @@ def pull(
         items = list(blobs.values())
         lock = cache / ".locks" / hub_repo_name(entry.kind, entry.id) / "nlmr-pull.lock"
 
-    plain_root = dest_root if to is not None else None
-    if dry_run:
-        todo, present = _triage(items, report, plain_root, force=force, verify=verify, say=None)
+    # First look without the lock: a complete pull writes nothing (and so also works in a
+    # cache or directory this user cannot write to).
+    todo, present = _triage(items, report, plain_root, force=force, verify=verify)
+    stale = _stale_metadata(found, repo, plain_root, chosen, items)
+    if dry_run or (not todo and not report.failed and not stale):
         report.present = len(present)
         report.fetched = len(todo)
         report.fetched_bytes = sum(i.file.size for i in todo)
+        report.updated = bool(dry_run and stale and not todo)
         report.seconds = time.monotonic() - started
         return report
 
     from nlmr.lock import hold
 
-    with hold(lock, purpose=f"nlmr pull {found.ref}", wait=math.inf, on_event=say):
-        todo, present = _triage(items, report, plain_root, force=force, verify=verify, say=say)
+    purpose = f"nlmr pull {found.ref}"
+    with hold(lock, purpose=purpose, wait=math.inf, break_stale=break_lock, on_event=say):
+        report.failed.clear()
+        todo, present = _triage(items, report, plain_root, force=force, verify=verify)
         report.present = len(present)
         moved = _move(found, todo, s, mode, fsync, progress, report, say)
         ok_paths = {i.file.path for i in present} | {i.file.path for i in moved}
         if plain_root is not None:
-            _write_record(plain_root, found, [i for i in items if i.file.path in ok_paths])
+            done = [i for i in items if i.file.path in ok_paths]
+            report.updated = _write_record(plain_root, found, done)
         else:
+            assert repo is not None
             ok_blobs = {i.file.blob_id for i in present} | {i.file.blob_id for i in moved}
-            _publish_snapshot(repo, found, [f for f in chosen if f.blob_id in ok_blobs])
+            shown = [f for f in chosen if f.blob_id in ok_blobs]
+            report.updated = _publish_snapshot(repo, found, shown, say)
     report.seconds = time.monotonic() - started
     return report
 
@@ -259,9 +279,7 @@ def _link_report(found: Located, report: PullReport, *, pinned: bool) -> PullRep
             f"{found.ref}: on no configured mirror, so there is no path to use in place",
             hint=f"pull a copy: `nlmr pull {found.ref}`",
         )
-    path = found.plain_path(pinned=pinned) or found.hub_cache()
-    assert path is not None
-    report.path = str(path)
+    report.path = str(found.load_path(pinned=pinned))
     report.files = len(found.revision.files)
     report.bytes = found.revision.size
     report.present = report.files
@@ -299,15 +317,16 @@ def _triage(
     *,
     force: bool,
     verify: bool,
-    say: Events | None,
 ) -> tuple[list[_Item], list[_Item]]:
-    """Split ``items`` into (to fetch, already complete).
+    """Split ``items`` into (to fetch, already complete); reads, never writes.
 
     A local file that differs from the catalogue is replaced when nlmr put it there and it
     is unchanged since (another revision pulled into the same directory), or with
-    ``force``; otherwise it is someone's edit: kept, and reported as a failure. ``say`` is
-    None for a dry run, which removes nothing.
+    ``force``; otherwise it is someone's edit: kept, and reported as a failure. A replaced
+    file stays until its successor is verified and renamed over it.
     """
+    from dataclasses import replace
+
     from nlmr.hashing import sha256_file
 
     record = _read_record(dest_root) if dest_root is not None else {}
@@ -332,22 +351,17 @@ def _triage(
             intact = sha256_file(item.dest)[1] == f.sha256
         if intact:
             present.append(item)
-            continue
-        if not (force or ours):
+        elif force or ours:
+            todo.append(replace(item, replace=True))
+        else:
             report.failed.append(
                 (
                     f.path,
                     f"{item.dest} differs from the catalogue (expected {f.size} bytes, sha256 "
-                    f"{f.sha256[:12]}…) and was changed since nlmr wrote it; kept it: rerun "
+                    f"{f.sha256[:12]}…) and nlmr did not write it as it is; kept it: rerun "
                     "with --force to replace it",
                 )
             )
-            continue
-        if say is not None:
-            if not ours or dest_root is None:
-                say(f"replacing {item.dest}: it differs from the catalogue")
-            item.dest.unlink()  # the new file is fetched beside it and renamed in
-        todo.append(item)
     return todo, present
 
 
@@ -386,7 +400,7 @@ def _move(
     moved: list[_Item] = []
     with Progress(total, found.ref, enabled=progress) as bar:
         if found.source.kind == "mirror":
-            rest = _link_from_mirror(found, todo, mode, bar.update, report, moved, say)
+            rest = _link_from_mirror(found, todo, mode, bar.update, report, moved)
             how = "copy"
         else:
             rest, how = todo, "download"
@@ -400,7 +414,7 @@ def _move(
             if result.done:
                 report.how[how] = report.how.get(how, 0) + len(result.done)
             for fx, err in result.failed:
-                report.failed.append((by_dest[fx.dest].file.path, _message(err)))
+                report.failed.append((by_dest[fx.dest].file.path, _message(err, fx.label)))
     report.fetched = len(moved)
     report.fetched_bytes = sum(i.file.size for i in moved)
     return moved
@@ -412,8 +426,10 @@ def _fetch(store: Any, fetches: list[Fetch], jobs: int, fsync: bool, on_bytes: A
     return fetch(store, fetches, jobs=jobs, mode=0o644, on_bytes=on_bytes, durable=fsync)
 
 
-def _message(err: NlmrError) -> str:
-    return f"{err.message}" + (f" ({err.hint})" if err.hint else "")
+def _message(err: NlmrError, label: str) -> str:
+    """The error without the file's label (the report names the file already)."""
+    text = err.message.removeprefix(f"{label}: ")
+    return text + (f" ({err.hint})" if err.hint else "")
 
 
 def _fetches(found: Located, items: list[_Item], jobs: int) -> tuple[Any, list[Fetch]]:
@@ -437,6 +453,7 @@ def _fetches(found: Located, items: list[_Item], jobs: int) -> tuple[Any, list[F
                     i.file.sha256,
                     i.dest,
                     f"{found.ref}: {i.file.path}",
+                    replace=i.replace,
                 )
             )
         return store, fetches
@@ -461,6 +478,7 @@ def _fetches(found: Located, items: list[_Item], jobs: int) -> tuple[Any, list[F
                 i.file.sha256,
                 i.dest,
                 f"{found.ref}: {i.file.path}",
+                replace=i.replace,
             )
         )
     return store, fetches
@@ -482,7 +500,6 @@ def _link_from_mirror(
     on_bytes: Callable[[int], None],
     report: PullReport,
     moved: list[_Item],
-    say: Events,
 ) -> list[_Item]:
     """Clone or hard-link what can be, verifying each; returns the items left to copy."""
     from nlmr.fsutil import clone_file
@@ -491,7 +508,6 @@ def _link_from_mirror(
     if mode == "copy":
         return todo
     how = "hardlink" if mode == "hardlink" else "reflink"
-    rest: list[_Item] = []
     for n, item in enumerate(todo):
         src = _mirror_file(found, item.file)
         tmp = partial_path(Fetch("", item.file.size, item.file.sha256, item.dest, ""))
@@ -507,9 +523,17 @@ def _link_from_mirror(
             if exc.errno == errno.ENOENT:
                 report.failed.append((item.file.path, f"{src}: missing on the mirror"))
                 continue
-            if mode != "auto":
-                say(f"{how}s fail here ({exc.strerror}); copying instead")
-            return rest + todo[n:]
+            if mode == "auto":
+                return todo[n:]  # no clones here: copy the rest
+            hint = (
+                "hard links need the same filesystem, and with fs.protected_hardlinks a file "
+                "you own or may write"
+                if how == "hardlink"
+                else "clones need one filesystem that supports them (btrfs, XFS)"
+            )
+            why = f"--mode {how} is not possible here ({exc.strerror}); {hint}; use --mode auto"
+            report.failed += [(i.file.path, why) for i in todo[n:]]
+            return []
         size, digest = sha256_file(tmp, on_bytes=on_bytes)
         if size != item.file.size or digest != item.file.sha256:
             tmp.unlink()
@@ -524,12 +548,35 @@ def _link_from_mirror(
         os.replace(tmp, item.dest)
         moved.append(item)
         report.how[how] = report.how.get(how, 0) + 1
-    return rest
+    return []
 
 
-def _write_record(dest_root: Path, found: Located, done: list[_Item]) -> None:
+def _stale_metadata(
+    found: Located,
+    repo: Path | None,
+    plain_root: Path | None,
+    chosen: list[ManifestFile],
+    items: list[_Item],
+) -> bool:
+    """Whether the record (plain) or the snapshot links, refs and tree file (HF cache) need
+    writing for a pull whose files are all present."""
+    if plain_root is not None:
+        try:
+            data = json.loads((plain_root / PROVENANCE_FILE).read_bytes())
+        except (OSError, ValueError):
+            return True
+        record = _read_record(plain_root)
+        return data.get("revision_id") != found.revision.id or not all(
+            _recorded(record, i) for i in items
+        )
+    assert repo is not None
+    return bool(_snapshot_changes(repo, found, chosen))
+
+
+def _write_record(dest_root: Path, found: Located, done: list[_Item]) -> bool:
     """``.nlmr-provenance.json``: what is in the directory, and each file's stat when it was
-    verified, so the next pull trusts unchanged files without reading them."""
+    verified, so the next pull trusts unchanged files without reading them. Returns whether
+    it changed (beyond its time stamp)."""
     from nlmr import __version__
     from nlmr.fsutil import atomic_write
     from nlmr.sync.plan import iso, now_utc
@@ -550,51 +597,95 @@ def _write_record(dest_root: Path, found: Located, done: list[_Item]) -> None:
         "nlmr_version": __version__,
         "stat": dict(sorted(stat.items())),
     }
+    path = dest_root / PROVENANCE_FILE
+    try:
+        old = json.loads(path.read_bytes())
+        old["pulled_at"] = record["pulled_at"]
+        if old == record:
+            return False
+    except (OSError, ValueError):
+        pass
     dest_root.mkdir(parents=True, exist_ok=True)
-    atomic_write(dest_root / PROVENANCE_FILE, json.dumps(record, indent=1) + "\n")
+    atomic_write(path, json.dumps(record, indent=1) + "\n")
+    return True
 
 
-def _publish_snapshot(repo: Path, found: Located, files: list[ManifestFile]) -> None:
-    """Snapshot links, refs and ``trees/<commit>.json`` for the blobs now in the cache.
+def _snapshot_changes(repo: Path, found: Located, files: list[ManifestFile]) -> list[str]:
+    """What :func:`_publish_snapshot` would write: ``link:<path>``, ``tree``, ``ref:<name>``."""
+    rev = found.revision
+    snap = repo / "snapshots" / rev.id
+    out = []
+    for f in files:
+        try:
+            if os.readlink(snap / f.path) == blob_link(f.path, f.blob_id):
+                continue
+        except FileNotFoundError:
+            pass
+        except OSError:  # a regular file (HF_HUB_DISABLE_SYMLINKS): leave it be
+            continue
+        out.append(f"link:{f.path}")
+    try:
+        if (repo / "trees" / f"{rev.id}.json").read_bytes() != tree_json(rev.files):
+            out.append("tree")
+    except OSError:
+        out.append("tree")
+    for name in _ref_names(found):
+        try:
+            if (repo / "refs" / name).read_bytes() == rev.id.encode():
+                continue
+        except OSError:
+            pass
+        out.append(f"ref:{name}")
+    return out
 
-    The tree file must list exactly the files of the snapshot (huggingface_hub >= 1.22
-    raises ``IncompleteSnapshotError`` otherwise), so it lists every file present, which
-    grows as later pulls add files.
+
+def _ref_names(found: Located) -> list[str]:
+    """The refs a pull writes: the revision's name (unless it is the full commit, or
+    ``main`` while another revision is the default) and ``main`` for the default revision,
+    as ``nlmr sync`` writes them."""
+    rev = found.revision
+    names = [] if rev.name == rev.id else [rev.name]
+    if found.is_default:
+        names.append(DEFAULT_BRANCH)
+    elif rev.name == DEFAULT_BRANCH:
+        names.remove(DEFAULT_BRANCH)  # refs/main is always the default revision
+    return list(dict.fromkeys(names))
+
+
+def _publish_snapshot(repo: Path, found: Located, files: list[ManifestFile], say: Events) -> bool:
+    """Snapshot links, refs and ``trees/<commit>.json`` for the blobs now in the cache;
+    returns whether anything was written.
+
+    The tree file lists every file of the revision, whatever was pulled, as
+    huggingface_hub writes it for a download with ``allow_patterns``: online,
+    ``snapshot_download`` then fetches what is missing; offline it says the snapshot is
+    incomplete rather than returning part of it.
     """
     from nlmr.fsutil import atomic_write
 
     rev = found.revision
     snap = repo / "snapshots" / rev.id
-    for f in files:
-        dest = snap / f.path
-        want = blob_link(f.path, f.blob_id)
-        try:
-            if os.readlink(dest) == want:
-                continue
-            dest.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError:  # a regular file (HF_HUB_DISABLE_SYMLINKS): leave it be
-            continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.nlmr-link")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        os.symlink(want, tmp)
-        os.replace(tmp, dest)
-    by_path = {f.path: f for f in rev.files}
-    listed = [by_path[p] for p in sorted(by_path) if os.path.lexists(snap / p)]
-    trees = repo / "trees" / f"{rev.id}.json"
-    atomic_write(trees, tree_json(listed))
-    refs = [rev.name]
-    if found.is_default:
-        refs.append(DEFAULT_BRANCH)
-    for name in dict.fromkeys(refs):
-        if name == rev.id:
-            continue  # pulled by commit: no ref to write
-        path = repo / "refs" / name
-        with contextlib.suppress(OSError):
-            if path.read_bytes() == rev.id.encode():
-                continue
-        # exactly 40 hex characters, no newline: hf_hub_download reads refs unstripped
-        atomic_write(path, rev.id)
+    changes = _snapshot_changes(repo, found, files)
+    by_path = {f.path: f for f in files}
+    for change in changes:
+        what, _, name = change.partition(":")
+        if what == "link":
+            f = by_path[name]
+            dest = snap / f.path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{dest.name}.nlmr-link")
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            os.symlink(blob_link(f.path, f.blob_id), tmp)
+            os.replace(tmp, dest)
+        elif what == "tree":
+            atomic_write(repo / "trees" / f"{rev.id}.json", tree_json(rev.files))
+        else:
+            path = repo / "refs" / name
+            with contextlib.suppress(OSError):
+                old = path.read_text()
+                if name == DEFAULT_BRANCH and old and old != rev.id:
+                    say(f"{found.entry.id}: refs/main moves from {old[:12]} to {rev.id[:12]}")
+            # exactly 40 hex characters, no newline: hf_hub_download reads refs unstripped
+            atomic_write(path, rev.id)
+    return bool(changes)

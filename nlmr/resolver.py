@@ -32,7 +32,14 @@ from nlmr.catalogue import (
     PublishedRevision,
 )
 from nlmr.config import Settings
-from nlmr.errors import CardError, NotFoundError, ObjectNotFoundError, RemoteConfigError, UsageError
+from nlmr.errors import (
+    CardError,
+    NotFoundError,
+    ObjectNotFoundError,
+    RemoteConfigError,
+    StoreError,
+    UsageError,
+)
 from nlmr.layout import HUB_DIR, plain_dir, plain_link
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -114,6 +121,18 @@ class Located:
             return plain_link(root, self.entry.kind, self.entry.id)
         return plain_dir(root, self.entry.kind, self.entry.id, self.revision.name)
 
+    def load_path(self, *, pinned: bool = False) -> Path:
+        """The directory to load in place on the mirror: the plain tree
+        (:meth:`plain_path`), else the revision's snapshot in the hub cache."""
+        plain = self.plain_path(pinned=pinned)
+        if plain is not None:
+            return plain
+        assert self.source.root is not None, "only a mirror has paths to load in place"
+        from nlmr.layout import hub_repo_dir
+
+        repo = hub_repo_dir(self.source.root, self.entry.kind, self.entry.id)
+        return repo / "snapshots" / self.revision.id
+
     def hub_cache(self) -> Path | None:
         """The mirror's ``HF_HUB_CACHE`` (hub-cache layout), if it has one."""
         if self.source.root is None or "hub" not in self.layouts():
@@ -122,9 +141,13 @@ class Located:
 
 
 def _read_url(url: str, endpoint_url: str | None) -> bytes:
-    """A small file at a path, ``http(s)://`` or ``s3://`` URL."""
-    from nlmr.store.base import open_store
+    """A small file at a path, ``http(s)://`` or ``s3://`` URL.
 
+    Raises:
+        ObjectNotFoundError: nothing there.
+        StoreError: the server refused or could not be reached.
+        RemoteConfigError: not a URL nlmr can read.
+    """
     if "://" not in url or url.startswith("file://"):
         path = Path(url.removeprefix("file://")).expanduser()
         if path.is_dir():
@@ -133,10 +156,50 @@ def _read_url(url: str, endpoint_url: str | None) -> bytes:
             return path.read_bytes()
         except FileNotFoundError as exc:
             raise ObjectNotFoundError(f"{path}: no such catalogue", url=str(path)) from exc
+        except OSError as exc:
+            raise StoreError(f"{path}: {exc.strerror}", url=str(path)) from exc
+    if url.startswith(("http://", "https://")):
+        return _http_get(url)
+    if not url.startswith("s3://"):
+        raise RemoteConfigError(f"{url}: not a catalogue URL (a path, https:// or s3://)")
+    from nlmr.store.base import open_store
+
     base, _, name = url.rpartition("/")
-    if not name or base.endswith(":/"):
-        raise RemoteConfigError(f"{url}: not a catalogue URL (…/catalogue.json)")
+    if not name or base == "s3:/":
+        raise RemoteConfigError(f"{url}: not a catalogue URL (s3://bucket/…/catalogue.json)")
     return open_store(base, endpoint_url=endpoint_url).get_bytes(name)
+
+
+def _http_get(url: str) -> bytes:
+    """GET a catalogue the way a browser would: redirects followed (release downloads
+    redirect), query strings kept, TLS trust from the system or ``SSL_CERT_FILE``."""
+    import urllib.error
+    import urllib.request
+
+    from nlmr import __version__
+    from nlmr.errors import StoreAccessError, StoreUnavailableError
+
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": f"nlmr/{__version__}"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            data: bytes = response.read()
+            return data
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            raise ObjectNotFoundError(f"{url}: no such object", url=url) from exc
+        if exc.code in (401, 403):
+            raise StoreAccessError(f"{url}: access denied (HTTP {exc.code})", url=url) from exc
+        raise StoreUnavailableError(f"{url}: HTTP {exc.code} {exc.reason}", url=url) from exc
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        hint = "check the URL and network"
+        if type(reason).__name__ == "SSLCertVerificationError":
+            hint = "the server's TLS certificate is not trusted: set SSL_CERT_FILE to its CA"
+        raise StoreUnavailableError(
+            f"{url}: cannot reach it ({reason})", url=url, hint=hint
+        ) from exc
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL"
+        raise RemoteConfigError(f"{url}: not a valid URL ({exc})") from exc
 
 
 def _catalogue_and_remote(s: Settings) -> tuple[str, str | None] | None:
@@ -254,10 +317,22 @@ class Resolver:
             endpoint_url=s.endpoint_url,
         )
 
-    def sources(self) -> Iterator[Source]:
-        """Every source, nearest first (the remote one is fetched when reached)."""
+    def sources(self, *, tolerant: bool = False) -> Iterator[Source]:
+        """Every source, nearest first (the remote one is fetched when reached).
+
+        Args:
+            tolerant: a remote catalogue that cannot be fetched or read is noted in
+                :attr:`problems` and skipped (listings: what the mirrors hold still shows),
+                instead of raising.
+        """
         yield from self.mirrors()
-        remote = self.remote_source()
+        try:
+            remote = self.remote_source()
+        except (StoreError, CardError, NotFoundError, RemoteConfigError) as exc:
+            if not tolerant:
+                raise
+            self.problems.append(f"{exc}" + (f" ({exc.hint})" if exc.hint else ""))
+            remote = None
         if remote is not None:
             yield remote
 
@@ -302,10 +377,10 @@ class Resolver:
             )
         if seen:
             names = sorted({r.name for e in seen for r in e.revisions})
-            what = f"revision {rev!r}" if rev else "a default revision"
+            what = f"no revision {rev!r}" if rev else "no default revision to pull"
             return NotFoundError(
                 f"{entry_id}@{rev}",
-                f"{entry_id}: no {what} (looked in: {where})",
+                f"{entry_id}: {what} (looked in: {where})",
                 hint=f"revisions: {', '.join(names) or 'none'}",
             )
         ids = sorted({e.id for s in self._known() for e in s.catalogue.entries.values()})
@@ -349,7 +424,9 @@ def resolve(
         mirrors: mirror roots to use instead of the configured ones.
 
     Returns:
-        The plain tree's directory (the default link for the default revision).
+        The plain tree's directory: the entry's default link when no revision is named
+        (it follows the mirror's default), ``name@revision`` when one is (it stays put);
+        on a mirror with only the hub-cache layout, the revision's snapshot directory.
 
     Raises:
         NotFoundError: no configured mirror holds it (the hint names ``nlmr pull``).
@@ -367,14 +444,5 @@ def resolve(
             if exc.hint
             else f"fetch it with `nlmr pull {entry_id}`",
         ) from None
-    path = found.plain_path()
-    if path is None:  # a hub-only mirror: the snapshot directory loads the same way
-        assert found.source.root is not None
-        from nlmr.layout import hub_repo_dir
-
-        path = (
-            hub_repo_dir(found.source.root, found.entry.kind, found.entry.id)
-            / "snapshots"
-            / found.revision.id
-        )
-    return path
+    pinned = revision is not None or "@" in entry_id
+    return found.load_path(pinned=pinned)

@@ -99,6 +99,8 @@ class Fetch:
         label: names the file in messages, e.g. ``ltg/norbert3-base@main: model.safetensors``.
         tmp_dir: where the partial file lives (must be on ``dest``'s filesystem); default
             ``dest.parent``.
+        replace: fetch even though ``dest`` exists, and rename the verified file over it
+            (the old one stays until then); otherwise an existing ``dest`` is ``present``.
     """
 
     key: str
@@ -107,6 +109,7 @@ class Fetch:
     dest: Path
     label: str
     tmp_dir: Path | None = None
+    replace: bool = False
 
 
 @dataclass
@@ -275,7 +278,7 @@ class _Run:
     def run(self, items: Sequence[Fetch]) -> TransferReport:
         todo = []
         for item in self._dedupe(items):
-            if os.path.lexists(item.dest):
+            if not item.replace and os.path.lexists(item.dest):
                 self.report.present.append(item)
             else:
                 todo.append(item)

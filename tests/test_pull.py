@@ -165,12 +165,26 @@ def test_include_exclude_and_a_growing_snapshot(store: Store) -> None:
     only = store.pull("acme/tiny", hf_cache=store.cache, include=["*.json"])
     assert only.files == 2
     rev = store.v2.revision_id
-    tree = store.cache / "models--acme--tiny/trees" / f"{rev}.json"
-    assert sorted(json.loads(tree.read_text())["files"]) == ["config.json", "tokenizer.json"]
+    repo = store.cache / "models--acme--tiny"
+    # the tree file lists the whole revision, as huggingface_hub writes it for a download
+    # with allow_patterns: offline, snapshot_download then says the snapshot is incomplete
+    # (rather than returning part of it); online it would fetch the rest
+    tree = repo / "trees" / f"{rev}.json"
+    assert sorted(json.loads(tree.read_text())["files"]) == sorted(V2)
+    assert sorted(_tree(repo / "snapshots" / rev)) == ["config.json", "tokenizer.json"]
+    script = (
+        "from huggingface_hub import hf_hub_download, snapshot_download\n"
+        "print(open(hf_hub_download('acme/tiny', 'config.json'), 'rb').read().decode())\n"
+        "try:\n    snapshot_download('acme/tiny')\nexcept Exception as e:\n"
+        "    print(type(e).__name__)\n"
+    )
+    env = {**os.environ, "HF_HUB_CACHE": str(store.cache), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [V2["config.json"].decode(), "IncompleteSnapshotError"]
     more = store.pull("acme/tiny", hf_cache=store.cache, exclude=["sub/*"])
     assert more.fetched == 1 and more.present == 2
-    listed = sorted(json.loads(tree.read_text())["files"])
-    assert listed == ["config.json", "model.safetensors", "tokenizer.json"]
+    assert sorted(_tree(repo / "snapshots" / rev)) == sorted(set(V2) - {"sub/extra.txt"})
     with pytest.raises(UsageError, match="no file matches") as info:
         store.pull("acme/tiny", hf_cache=store.cache, include=["*.bin"])
     assert "config.json" in (info.value.hint or "")
@@ -244,6 +258,7 @@ def test_failed_files_exit_1_naming_each(store: Store, tmp_path: Path, run_cli: 
     code, _, err = run_cli("pull", "acme/tiny", "--to", str(tmp_path / "o"), env=env)
     assert code == 1
     assert "acme/tiny@v2: tokenizer.json:" in err and "no such object" in err
+    assert err.count("tokenizer.json") == 1  # named once, not once per layer
     assert "rerun the same command to resume" in err and "Traceback" not in err
 
 
@@ -294,6 +309,9 @@ def test_link_resolve_and_the_mirror_before_the_store(mirrored: Store, tmp_path:
         pull("acme/tiny@v1", link=True, settings=s)
 
     assert nlmr.resolve("acme/tiny", mirrors=[root]) == root / "models/acme/tiny"
+    # a pinned revision stays pinned when the mirror's default moves on
+    assert nlmr.resolve("acme/tiny@v2", mirrors=[root]) == root / "models/acme/tiny@v2"
+    assert nlmr.resolve("acme/tiny", "v2", mirrors=[root]) == root / "models/acme/tiny@v2"
     assert nlmr.resolve("acme/corpus", mirrors=[root]) == root / "datasets/acme/corpus"
     with pytest.raises(NotFoundError) as info:
         nlmr.resolve("acme/tiny@v1", mirrors=[root])
@@ -481,3 +499,164 @@ def test_pull_from_a_mirror_clones_on_a_reflink_filesystem(
     # across filesystems a clone is impossible: auto copies instead, still verified
     across = pull("acme/tiny", to=tmp_path / "other", settings=s, progress=False)
     assert across.ok and across.how == {"copy": 4}
+
+
+def test_a_failed_switch_of_revision_keeps_the_old_file(store: Store, tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    assert store.pull("acme/tiny@v1", to=dest).ok
+    store.object_path(V2["model.safetensors"]).unlink()  # v2's weights are not in the store
+    switch = store.pull("acme/tiny@v2", to=dest)
+    assert [f for f, _ in switch.failed] == ["model.safetensors"]
+    # the old weights stay until new ones are verified: never a directory without weights
+    assert (dest / "model.safetensors").read_bytes() == V1["model.safetensors"]
+
+
+def test_settings_take_the_store_and_catalogue_as_a_pair(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("catalogue: https://old.example.invalid/nlmr/catalogue.json\nmirrors: [m]\n")
+    monkeypatch.setenv("NLMR_CONFIG", str(cfg))
+    s = settings(remote=str(store.w.store))  # --remote beats the file's catalogue
+    assert s.remote == str(store.w.store) and s.catalogue is None
+    assert s.mirrors == (tmp_path / "m",)  # relative to the configuration file
+    assert pull("acme/tiny", to=tmp_path / "o", settings=s, progress=False).ok
+    elsewhere = tmp_path / "cat.json"
+    elsewhere.write_bytes((store.w.store / CATALOGUE_KEY).read_bytes())
+    monkeypatch.setenv("NLMR_REMOTE", str(store.w.store))
+    s = settings(catalogue=str(elsewhere))  # a catalogue that names no store: the env's
+    assert s.catalogue == str(elsewhere) and s.remote == str(store.w.store)
+
+
+def test_hf_cache_is_where_huggingface_hub_looks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nlmr import config
+
+    script = "from huggingface_hub import constants; print(constants.HF_HUB_CACHE)"
+    cases: list[dict[str, str]] = [
+        {"XDG_CACHE_HOME": str(tmp_path / "xdg")},
+        {"HF_HOME": str(tmp_path / "hfhome"), "XDG_CACHE_HOME": str(tmp_path / "xdg")},
+        {"HUGGINGFACE_HUB_CACHE": str(tmp_path / "legacy")},
+        {"HF_HUB_CACHE": "~/hubcache", "HUGGINGFACE_HUB_CACHE": str(tmp_path / "legacy")},
+        {},
+    ]
+    names = ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME")
+    for case in cases:
+        for name in names:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in case.items():
+            monkeypatch.setenv(name, value)
+        theirs = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert str(config.hf_hub_cache()) == theirs, case
+
+
+def test_explicit_link_modes_fail_rather_than_copy(mirrored: Store) -> None:
+    import tempfile
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(mirrored.w.root).st_dev:
+        pytest.skip("needs a second filesystem (/dev/shm)")
+    s = settings(mirrors=[mirrored.w.root])
+    with tempfile.TemporaryDirectory(dir=shm) as other:
+        report = pull("acme/tiny", to=other, settings=s, mode="hardlink", progress=False)
+        assert len(report.failed) == 4
+        assert "--mode hardlink is not possible here" in report.failed[0][1]
+        assert "use --mode auto" in report.failed[0][1]
+        auto = pull("acme/tiny", to=other, settings=s, mode="auto", progress=False)
+        assert auto.ok and auto.how == {"copy": 4}
+
+
+def test_hub_only_mirror_paths(store: Store, tmp_path: Path) -> None:
+    target = store.w.target(layouts=("hub",))
+    assert store.w.sync(target).ok
+    s = settings(mirrors=[store.w.root])
+    snap = store.w.root / "hub/models--acme--tiny/snapshots" / store.v2.revision_id
+    assert pull("acme/tiny", link=True, settings=s).path == str(snap)
+    assert nlmr.resolve("acme/tiny", mirrors=[store.w.root]) == snap
+    got = pull("acme/tiny", to=tmp_path / "o", settings=s, progress=False)
+    assert got.ok and got.source.startswith("mirror") and _tree(tmp_path / "o") == V2
+    with pytest.raises(UsageError, match="--link copies nothing"):
+        pull("acme/tiny", link=True, to=tmp_path / "x", settings=s)
+
+
+def test_ls_lists_the_mirrors_when_the_store_is_unreachable(mirrored: Store, run_cli: Any) -> None:
+    env = {"NLMR_MIRRORS": str(mirrored.w.root), "NLMR_REMOTE": "http://127.0.0.1:9/nowhere"}
+    code, out, err = run_cli("ls", env=env)
+    assert code == 0 and "acme/tiny" in out
+    assert "warning:" in err and "cannot reach" in err
+    code, out, err = run_cli("info", "acme/tiny", env=env)
+    assert code == 0 and "nlmr pull acme/tiny" in out and "not read:" in err
+
+
+def test_catalogue_over_http_follows_redirects(store: Store, tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    served = store.w.store
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a: Any, **kw: Any) -> None:
+            super().__init__(*a, directory=str(served), **kw)
+
+        def do_GET(self) -> None:
+            if self.path.startswith("/latest/catalogue.json?"):  # a release download
+                self.send_response(302)
+                self.send_header("Location", "/" + CATALOGUE_KEY)
+                self.end_headers()
+                return
+            super().do_GET()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/latest/catalogue.json?raw=1"
+        s = settings(catalogue=url, remote=str(store.w.store))
+        assert pull("acme/tiny", to=tmp_path / "o", settings=s, progress=False).ok
+        base = f"http://127.0.0.1:{server.server_port}"
+        # the whole store over plain HTTP from any web server: objects and catalogue
+        web = pull("acme/tiny@v1", to=tmp_path / "w", settings=settings(remote=base),
+                   progress=False)  # fmt: skip
+        assert web.ok and _tree(tmp_path / "w") == V1
+        with pytest.raises(NotFoundError, match="no catalogue there"):
+            pull("acme/tiny", settings=settings(catalogue=f"{base}/nope.json", remote=base))
+    finally:
+        server.shutdown()
+    from nlmr.errors import RemoteConfigError
+
+    with pytest.raises(RemoteConfigError, match="not a valid URL"):
+        pull("acme/tiny", settings=settings(catalogue="http://[::1/x.json"))
+
+
+def test_a_complete_pull_needs_no_write_access(store: Store) -> None:
+    """Checking a complete pull writes nothing, so it works in a cache the user cannot
+    write to (a shared one, or one on a read-only mount)."""
+    import shutil
+    import tempfile
+
+    if shutil.which("runuser") is None or os.geteuid() != 0:
+        pytest.skip("needs root and runuser to run as an unprivileged user")
+    shared = Path(tempfile.mkdtemp(prefix="nlmr-ro-", dir="/tmp"))
+    try:
+        os.chmod(shared, 0o755)
+        cache, plain = shared / "cache", shared / "plain"
+        assert store.pull("acme/tiny", hf_cache=cache).ok
+        assert store.pull("acme/tiny", to=plain).ok
+        public = shared / "store"
+        shutil.copytree(store.w.store, public)
+        env = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={shared}", "NLMR_CONFIG=/nonexistent"]
+        for dest in (["--hf-cache", str(cache)], ["--to", str(plain)]):
+            done = subprocess.run(
+                ["runuser", "-u", "nobody", "--", *env, sys.executable, "-m", "nlmr", "pull",
+                 "acme/tiny", "--remote", str(public), *dest],
+                capture_output=True, text=True, check=False, cwd="/",
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            assert "already complete" in done.stderr
+    finally:
+        shutil.rmtree(shared)

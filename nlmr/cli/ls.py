@@ -38,7 +38,17 @@ def ls(
     s = resolver.settings
     configured = bool(s.mirrors or s.catalogue or s.remote)
     if registry_dir is not None or not configured:
-        return _ls_registry(config.registry_path(registry_dir), pattern, kind, as_json)
+        registry = config.registry_path(registry_dir)
+        if registry_dir is None and not registry.is_dir():
+            from nlmr.errors import NotFoundError
+
+            raise NotFoundError(
+                "catalogue",
+                "nothing to list: no mirror or store is configured and there is no ./registry",
+                hint="set NLMR_REMOTE to the store (or NLMR_MIRRORS to a mirror root), or put "
+                "them in ~/.config/nlmr/config.yaml; --registry DIR lists a checkout",
+            )
+        return _ls_registry(registry, pattern, kind, as_json)
     from nlmr.listing import list_catalogues
 
     rows = list_catalogues(resolver, pattern=pattern, kind=kind)

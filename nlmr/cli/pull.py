@@ -71,6 +71,12 @@ from nlmr.cli._sources import make_resolver, source_options
 )
 @click.option("--fsync", is_flag=True, help="Make every file durable before it is renamed in.")
 @click.option("--dry-run", is_flag=True, help="Only say what would be fetched.")
+@click.option(
+    "--break-lock",
+    is_flag=True,
+    help="Take over the lock of a pull into the same place that another host left "
+    "behind (its heartbeat stopped; check that it is gone).",
+)
 @source_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bar.")
@@ -89,6 +95,7 @@ def pull(
     verify: bool,
     fsync: bool,
     dry_run: bool,
+    break_lock: bool,
     mirrors: tuple[str, ...],
     catalogue: str | None,
     remote: str | None,
@@ -136,6 +143,7 @@ def pull(
         verify=verify,
         fsync=fsync,
         dry_run=dry_run,
+        break_lock=break_lock,
         resolver=resolver,
         progress=False if (quiet or as_json) else None,
         on_event=note,
@@ -158,6 +166,11 @@ def pull(
             )
         elif report.complete:
             note(f"{report.ref}: already complete ({report.files} files, {size}); nothing to do")
+        elif report.fetched == 0:
+            note(
+                f"{report.ref}: all {report.files} files were already present ({size}); "
+                f"{'the snapshot and refs' if report.layout == 'hub' else 'the record'} updated"
+            )
         else:
             how = ", ".join(f"{n} by {k}" for k, n in sorted(report.how.items()))
             rate = report.fetched_bytes / report.seconds if report.seconds else 0
@@ -182,12 +195,19 @@ def pull(
 @click.command()
 @click.argument("ref", metavar="ORG/NAME[@REVISION]")
 @click.option("--revision", help="Show this revision's files (default: the default revision).")
+@click.option(
+    "--type",
+    "kind",
+    type=click.Choice(["model", "dataset"]),
+    help="When an id names both a model and a dataset.",
+)
 @click.option("--files/--no-files", default=True, show_default=True, help="List the files.")
 @source_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(
     ref: str,
     revision: str | None,
+    kind: str | None,
     files: bool,
     mirrors: tuple[str, ...],
     catalogue: str | None,
@@ -204,7 +224,7 @@ def info(
     from nlmr.entryinfo import describe
 
     resolver = make_resolver(mirrors, catalogue, remote, endpoint_url, registry_dir)
-    shown = describe(resolver, ref, revision)
+    shown = describe(resolver, ref, revision, kind=kind)
     if as_json:
         echo_json(shown.to_dict())
         return 0
