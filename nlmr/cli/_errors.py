@@ -44,6 +44,11 @@ def run(command: click.Command, argv: list[str] | None = None) -> None:
         if debug:
             raise
         where = f": {exc.filename}" if exc.filename else ""
-        _say(f"{exc.strerror or exc}{where}", "rerun with NLMR_DEBUG=1 for the traceback")
+        hint = "rerun with NLMR_DEBUG=1 for the traceback"
+        if isinstance(exc, PermissionError):
+            hint = "check that path's permissions, or choose a place you can write to"
+        elif isinstance(exc, FileExistsError | NotADirectoryError):
+            hint = "a file is where a directory is needed (or the reverse): choose another path"
+        _say(f"{exc.strerror or exc}{where}", hint)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
