@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -219,10 +220,39 @@ def parse_catalogue(raw: bytes, where: str) -> Catalogue:
         data = json.loads(raw)
         if data.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"format_version {data.get('format_version')!r} is not supported")
-        return Catalogue.from_dict(data)
+        catalogue = Catalogue.from_dict(data)
+        _check_names(catalogue)
+        return catalogue
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CardError(
             where,
             f"not a readable catalogue: {exc}",
             hint="a newer nlmr may have written it; or remove it and re-run sync to rebuild",
         ) from exc
+
+
+_ENTRY_ID = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$"
+)
+_REVISION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_REVISION_ID = re.compile(r"^[0-9a-f]{40}$")
+
+
+def _check_names(catalogue: Catalogue) -> None:
+    """Everything a catalogue names becomes part of a path on disk: ids, revision names and
+    ids, file paths must have the shapes the card schema gives them (a catalogue fetched
+    from a URL must not be able to write outside the destination).
+
+    Raises:
+        ValueError: the first bad name, with where it is.
+    """
+    from nlmr.manifest import path_problems
+
+    for e in catalogue.entries.values():
+        if e.kind not in ("model", "dataset") or not _ENTRY_ID.match(e.id):
+            raise ValueError(f"entry {e.kind}:{e.id!r} is not a valid kind and org/name")
+        for r in e.revisions:
+            if not _REVISION_NAME.match(r.name) or not _REVISION_ID.match(r.id):
+                raise ValueError(f"{e.id}: revision {r.name!r} ({r.id!r}) is not a valid name/id")
+            for _, problem in path_problems(f.path for f in r.files):
+                raise ValueError(f"{e.id}@{r.name}: {problem}")

@@ -257,20 +257,25 @@ def settings(
     # environment, then the file) that names either, so `--remote` is never paired with a
     # catalogue from the file; a lone catalogue that does not imply its store (…/nlmr/
     # catalogue.json) takes the store from a lower level.
+    # The endpoint belongs to its store: it comes from the store's level or a higher one
+    # (NLMR_REMOTE=s3://aws-bucket must not inherit the file's endpoint_url of another store).
     levels = [
-        (catalogue, remote),
-        (catalogue_url(), remote_url()),
-        (file.get("catalogue"), file.get("remote")),
+        (catalogue, remote, endpoint_url),
+        (catalogue_url(), remote_url(), _env("NLMR_ENDPOINT_URL")),
+        (file.get("catalogue"), file.get("remote"), file.get("endpoint_url")),
     ]
-    cat, store = next(((c, r) for c, r in levels if c or r), (None, None))
-    if cat and not store and not cat.endswith("/nlmr/catalogue.json"):
-        store = next((r for _, r in levels if r), None)
+    first = next((i for i, (c, r, _) in enumerate(levels) if c or r), len(levels))
+    cat, store = levels[first][:2] if first < len(levels) else (None, None)
+    if cat and not store and not cat.split("?", 1)[0].endswith("/nlmr/catalogue.json"):
+        first = next((i for i, (_, r, _) in enumerate(levels) if r), first)
+        store = levels[first][1] if first < len(levels) else None
+    endpoint = next((e for _, _, e in levels[: first + 1] if e), None)
     base = Path.cwd()
     return Settings(
         mirrors=tuple(r if r.is_absolute() else base / r for r in roots),
         catalogue=cat,
         remote=store,
-        endpoint_url=endpoint_url or _env("NLMR_ENDPOINT_URL") or file.get("endpoint_url"),
+        endpoint_url=endpoint,
         jobs=n,
         origin=path if file else None,
     )

@@ -240,10 +240,15 @@ def pull(
         lock = cache / ".locks" / hub_repo_name(entry.kind, entry.id) / "nlmr-pull.lock"
 
     # First look without the lock: a complete pull writes nothing (and so also works in a
-    # cache or directory this user cannot write to).
-    todo, present = _triage(items, report, plain_root, force=force, verify=verify)
-    stale = _stale_metadata(found, repo, plain_root, chosen, items)
-    if dry_run or (not todo and not report.failed and not stale):
+    # cache or directory this user cannot write to), nor does one where only the user's own
+    # edits stand in the way. Hashes taken now are reused under the lock for unchanged files.
+    hashed: dict[Path, tuple[list[int], str]] = {}
+    todo, present = _triage(items, report, plain_root, force=force, verify=verify, hashed=hashed)
+    failed = {path for path, _ in report.failed}
+    kept = [i for i in items if i.file.path not in failed]
+    wanted = [f for f in chosen if f.path not in failed]
+    stale = _stale_metadata(found, repo, plain_root, wanted, kept, verify=verify)
+    if dry_run or (not todo and not stale):
         report.present = len(present)
         report.fetched = len(todo)
         report.fetched_bytes = sum(i.file.size for i in todo)
@@ -256,7 +261,9 @@ def pull(
     purpose = f"nlmr pull {found.ref}"
     with hold(lock, purpose=purpose, wait=math.inf, break_stale=break_lock, on_event=say):
         report.failed.clear()
-        todo, present = _triage(items, report, plain_root, force=force, verify=verify)
+        todo, present = _triage(
+            items, report, plain_root, force=force, verify=verify, hashed=hashed
+        )
         report.present = len(present)
         moved = _move(found, todo, s, mode, fsync, progress, report, say)
         ok_paths = {i.file.path for i in present} | {i.file.path for i in moved}
@@ -267,7 +274,7 @@ def pull(
             assert repo is not None
             ok_blobs = {i.file.blob_id for i in present} | {i.file.blob_id for i in moved}
             shown = [f for f in chosen if f.blob_id in ok_blobs]
-            report.updated = _publish_snapshot(repo, found, shown, say)
+            report.updated = _publish_snapshot(repo, found, shown, say, verify=verify)
     report.seconds = time.monotonic() - started
     return report
 
@@ -317,6 +324,7 @@ def _triage(
     *,
     force: bool,
     verify: bool,
+    hashed: dict[Path, tuple[list[int], str]] | None = None,
 ) -> tuple[list[_Item], list[_Item]]:
     """Split ``items`` into (to fetch, already complete); reads, never writes.
 
@@ -327,8 +335,6 @@ def _triage(
     """
     from dataclasses import replace
 
-    from nlmr.hashing import sha256_file
-
     record = _read_record(dest_root) if dest_root is not None else {}
     todo: list[_Item] = []
     present: list[_Item] = []
@@ -336,8 +342,8 @@ def _triage(
         f = item.file
         try:
             st = os.stat(item.dest)
-        except FileNotFoundError:
-            todo.append(item)
+        except FileNotFoundError:  # absent, or a link to nothing (replaced like damage)
+            todo.append(replace(item, replace=os.path.lexists(item.dest)))
             continue
         # a blob of the HF cache is named by its content: a wrong one is damage, never an
         # edit; in a plain directory only files the record vouches for are nlmr's
@@ -348,7 +354,7 @@ def _triage(
         else:
             check = verify or not ours or _recorded_sha(record, item) != f.sha256
         if intact and check:
-            intact = sha256_file(item.dest)[1] == f.sha256
+            intact = _sha256(item.dest, hashed) == f.sha256
         if intact:
             present.append(item)
         elif force or ours:
@@ -363,6 +369,20 @@ def _triage(
                 )
             )
     return todo, present
+
+
+def _sha256(path: Path, hashed: dict[Path, tuple[list[int], str]] | None) -> str:
+    """sha256 of a local file, remembered in ``hashed`` by its stat (a second look at an
+    unchanged file does not read it again)."""
+    from nlmr.hashing import sha256_file
+
+    key = _stat_key(path)
+    if hashed is not None and path in hashed and hashed[path][0] == key:
+        return hashed[path][1]
+    digest = sha256_file(path)[1]
+    if hashed is not None:
+        hashed[path] = (key, digest)
+    return digest
 
 
 def _recorded_sha(record: dict[str, list[Any]], item: _Item) -> str | None:
@@ -557,6 +577,8 @@ def _stale_metadata(
     plain_root: Path | None,
     chosen: list[ManifestFile],
     items: list[_Item],
+    *,
+    verify: bool = False,
 ) -> bool:
     """Whether the record (plain) or the snapshot links, refs and tree file (HF cache) need
     writing for a pull whose files are all present."""
@@ -570,7 +592,7 @@ def _stale_metadata(
             _recorded(record, i) for i in items
         )
     assert repo is not None
-    return bool(_snapshot_changes(repo, found, chosen))
+    return bool(_snapshot_changes(repo, found, chosen, verify=verify))
 
 
 def _write_record(dest_root: Path, found: Located, done: list[_Item]) -> bool:
@@ -610,19 +632,34 @@ def _write_record(dest_root: Path, found: Located, done: list[_Item]) -> bool:
     return True
 
 
-def _snapshot_changes(repo: Path, found: Located, files: list[ManifestFile]) -> list[str]:
-    """What :func:`_publish_snapshot` would write: ``link:<path>``, ``tree``, ``ref:<name>``."""
+def _snapshot_changes(
+    repo: Path, found: Located, files: list[ManifestFile], *, verify: bool = False
+) -> list[str]:
+    """What :func:`_publish_snapshot` would write: ``link:<path>``, ``tree``, ``ref:<name>``.
+
+    A snapshot file that is a copy rather than a link (huggingface_hub's
+    ``HF_HUB_DISABLE_SYMLINKS``) is kept while its size is right (and, with ``verify``, its
+    sha256), and replaced by the link otherwise.
+    """
     rev = found.revision
     snap = repo / "snapshots" / rev.id
     out = []
     for f in files:
+        path = snap / f.path
         try:
-            if os.readlink(snap / f.path) == blob_link(f.path, f.blob_id):
+            if os.readlink(path) == blob_link(f.path, f.blob_id):
                 continue
         except FileNotFoundError:
             pass
-        except OSError:  # a regular file (HF_HUB_DISABLE_SYMLINKS): leave it be
-            continue
+        except OSError:  # not a link: a copy
+            try:
+                good = os.stat(path).st_size == f.size
+                if good and verify:
+                    good = _sha256(path, None) == f.sha256
+            except OSError:
+                good = False
+            if good:
+                continue
         out.append(f"link:{f.path}")
     try:
         if (repo / "trees" / f"{rev.id}.json").read_bytes() != tree_json(rev.files):
@@ -640,11 +677,11 @@ def _snapshot_changes(repo: Path, found: Located, files: list[ManifestFile]) -> 
 
 
 def _ref_names(found: Located) -> list[str]:
-    """The refs a pull writes: the revision's name (unless it is the full commit, or
-    ``main`` while another revision is the default) and ``main`` for the default revision,
-    as ``nlmr sync`` writes them."""
+    """The refs a pull writes: the revision's name (unless it is ``main`` while another
+    revision is the default) and ``main`` for the default revision, as ``nlmr sync`` writes
+    them. A revision asked for by its commit is known by its name all the same."""
     rev = found.revision
-    names = [] if rev.name == rev.id else [rev.name]
+    names = [rev.name]
     if found.is_default:
         names.append(DEFAULT_BRANCH)
     elif rev.name == DEFAULT_BRANCH:
@@ -652,7 +689,9 @@ def _ref_names(found: Located) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _publish_snapshot(repo: Path, found: Located, files: list[ManifestFile], say: Events) -> bool:
+def _publish_snapshot(
+    repo: Path, found: Located, files: list[ManifestFile], say: Events, *, verify: bool = False
+) -> bool:
     """Snapshot links, refs and ``trees/<commit>.json`` for the blobs now in the cache;
     returns whether anything was written.
 
@@ -665,7 +704,7 @@ def _publish_snapshot(repo: Path, found: Located, files: list[ManifestFile], say
 
     rev = found.revision
     snap = repo / "snapshots" / rev.id
-    changes = _snapshot_changes(repo, found, files)
+    changes = _snapshot_changes(repo, found, files, verify=verify)
     by_path = {f.path: f for f in files}
     for change in changes:
         what, _, name = change.partition(":")

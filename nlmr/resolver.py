@@ -173,6 +173,7 @@ def _read_url(url: str, endpoint_url: str | None) -> bytes:
 def _http_get(url: str) -> bytes:
     """GET a catalogue the way a browser would: redirects followed (release downloads
     redirect), query strings kept, TLS trust from the system or ``SSL_CERT_FILE``."""
+    import http.client
     import urllib.error
     import urllib.request
 
@@ -190,7 +191,7 @@ def _http_get(url: str) -> bytes:
         if exc.code in (401, 403):
             raise StoreAccessError(f"{url}: access denied (HTTP {exc.code})", url=url) from exc
         raise StoreUnavailableError(f"{url}: HTTP {exc.code} {exc.reason}", url=url) from exc
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         hint = "check the URL and network"
         if type(reason).__name__ == "SSLCertVerificationError":
@@ -207,8 +208,9 @@ def _catalogue_and_remote(s: Settings) -> tuple[str, str | None] | None:
     suffix = "/" + STORE_CATALOGUE_KEY
     if s.catalogue:
         remote = s.remote
-        if remote is None and s.catalogue.endswith(suffix):
-            remote = s.catalogue[: -len(suffix)]
+        bare = s.catalogue.split("?", 1)[0]  # a signed URL's query names no other store
+        if remote is None and bare.endswith(suffix):
+            remote = bare[: -len(suffix)]
         return s.catalogue, remote
     if s.remote:
         return s.remote.rstrip("/") + suffix, s.remote

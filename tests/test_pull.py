@@ -526,6 +526,19 @@ def test_settings_take_the_store_and_catalogue_as_a_pair(
     monkeypatch.setenv("NLMR_REMOTE", str(store.w.store))
     s = settings(catalogue=str(elsewhere))  # a catalogue that names no store: the env's
     assert s.catalogue == str(elsewhere) and s.remote == str(store.w.store)
+    # an endpoint belongs to its store: the file's does not follow NLMR_REMOTE elsewhere
+    cfg.write_text("remote: s3://lumi/store\nendpoint_url: https://lumidata.example\n")
+    monkeypatch.setenv("NLMR_REMOTE", "s3://aws-bucket/x")
+    assert settings().endpoint_url is None
+    monkeypatch.setenv("NLMR_ENDPOINT_URL", "https://s3.example")
+    assert settings().endpoint_url == "https://s3.example"
+    monkeypatch.delenv("NLMR_REMOTE")
+    monkeypatch.delenv("NLMR_ENDPOINT_URL")
+    assert settings().endpoint_url == "https://lumidata.example"
+    u = "https://h.example/b/nlmr/catalogue.json?X-Amz-Signature=1"
+    from nlmr.resolver import _catalogue_and_remote
+
+    assert _catalogue_and_remote(settings(catalogue=u)) == (u, "https://h.example/b")
 
 
 def test_hf_cache_is_where_huggingface_hub_looks(
@@ -627,10 +640,30 @@ def test_catalogue_over_http_follows_redirects(store: Store, tmp_path: Path) -> 
             pull("acme/tiny", settings=settings(catalogue=f"{base}/nope.json", remote=base))
     finally:
         server.shutdown()
-    from nlmr.errors import RemoteConfigError
+    from nlmr.errors import RemoteConfigError, StoreUnavailableError
 
     with pytest.raises(RemoteConfigError, match="not a valid URL"):
         pull("acme/tiny", settings=settings(catalogue="http://[::1/x.json"))
+
+    class Short(http.server.BaseHTTPRequestHandler):  # promises 100 bytes, sends 50
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"{" * 50)
+            self.close_connection = True
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    short = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Short)
+    threading.Thread(target=short.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{short.server_port}/nlmr/catalogue.json"
+        with pytest.raises(StoreUnavailableError, match="cannot reach it"):
+            pull("acme/tiny", settings=settings(catalogue=url))
+    finally:
+        short.shutdown()
 
 
 def test_a_complete_pull_needs_no_write_access(store: Store) -> None:
@@ -650,6 +683,16 @@ def test_a_complete_pull_needs_no_write_access(store: Store) -> None:
         public = shared / "store"
         shutil.copytree(store.w.store, public)
         env = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={shared}", "NLMR_CONFIG=/nonexistent"]
+        (plain / "config.json").write_bytes(b"{}")  # an edit, and root's directory
+        os.utime(plain / "config.json", (1, 1))
+        edited = subprocess.run(
+            ["runuser", "-u", "nobody", "--", *env, sys.executable, "-m", "nlmr", "pull",
+             "acme/tiny", "--remote", str(public), "--to", str(plain)],
+            capture_output=True, text=True, check=False, cwd="/",
+        )  # fmt: skip
+        assert edited.returncode == 1 and "config.json" in edited.stderr
+        assert "--force" in edited.stderr and "Permission denied" not in edited.stderr
+        assert store.pull("acme/tiny", to=plain, force=True).ok
         for dest in (["--hf-cache", str(cache)], ["--to", str(plain)]):
             done = subprocess.run(
                 ["runuser", "-u", "nobody", "--", *env, sys.executable, "-m", "nlmr", "pull",
@@ -660,3 +703,76 @@ def test_a_complete_pull_needs_no_write_access(store: Store) -> None:
             assert "already complete" in done.stderr
     finally:
         shutil.rmtree(shared)
+
+
+def test_dangling_links_are_repaired_not_trusted(store: Store, tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    assert store.pull("acme/tiny", to=dest).ok
+    (dest / "config.json").unlink()
+    (dest / "config.json").symlink_to("/gone")
+    again = store.pull("acme/tiny", to=dest)
+    assert again.ok and again.fetched == 1 and _tree(dest) == V2
+    assert not (dest / "config.json").is_symlink()
+    cached = store.pull("acme/tiny", hf_cache=store.cache)
+    blob = Path(cached.path, "tokenizer.json").resolve()
+    blob.unlink()
+    blob.symlink_to("/gone")
+    fixed = store.pull("acme/tiny", hf_cache=store.cache)
+    assert fixed.ok and fixed.fetched == 1
+    assert Path(cached.path, "tokenizer.json").read_bytes() == V2["tokenizer.json"]
+
+
+def test_present_files_are_hashed_once(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nlmr import hashing
+
+    dest = tmp_path / "out"
+    for rel, data in V2.items():  # filled by another tool: no record to vouch for them
+        if rel != "config.json":
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dest / rel).write_bytes(data)
+    calls: list[str] = []
+    real = hashing.sha256_file
+
+    def counting(path: Any, **kw: Any) -> Any:
+        calls.append(str(path))
+        return real(path, **kw)
+
+    monkeypatch.setattr(hashing, "sha256_file", counting)
+    report = store.pull("acme/tiny", to=dest)
+    assert report.ok and report.fetched == 1 and report.present == 3
+    assert len(calls) == 3  # once each, although they were looked at with and without the lock
+
+
+def test_snapshot_copies_are_checked(store: Store) -> None:
+    report = store.pull("acme/tiny", hf_cache=store.cache)
+    snap = Path(report.path)
+    copy = snap / "model.safetensors"  # as huggingface_hub writes with symlinks disabled
+    copy.unlink()
+    copy.write_bytes(V2["model.safetensors"])
+    assert store.pull("acme/tiny", hf_cache=store.cache).complete  # a good copy is kept
+    copy.write_bytes(b"truncated")
+    fixed = store.pull("acme/tiny", hf_cache=store.cache)
+    assert fixed.ok and fixed.updated and copy.is_symlink()
+    assert copy.read_bytes() == V2["model.safetensors"]
+    copy.unlink()
+    copy.write_bytes(b"w" * len(V2["model.safetensors"]))  # right size, wrong bytes
+    assert store.pull("acme/tiny", hf_cache=store.cache).complete
+    assert store.pull("acme/tiny", hf_cache=store.cache, verify=True).updated
+    assert copy.read_bytes() == V2["model.safetensors"]
+
+
+def test_a_catalogue_cannot_name_paths_outside_the_destination(
+    store: Store, tmp_path: Path
+) -> None:
+    from nlmr.errors import CardError
+
+    cat = json.loads((store.w.store / CATALOGUE_KEY).read_text())
+    cat["entries"][1]["revisions"][0]["files"][0]["path"] = "../escaped.txt"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(cat))
+    s = settings(catalogue=str(bad), remote=str(store.w.store))
+    with pytest.raises(CardError, match=r"'\.\./escaped\.txt' contains '\.\.'"):
+        pull("acme/tiny@v1", to=tmp_path / "out", settings=s, progress=False)
+    assert not (tmp_path / "escaped.txt").exists()
