@@ -49,7 +49,6 @@ import json
 import os
 import random
 import shutil
-import statistics
 import struct
 import subprocess
 import sys
@@ -82,6 +81,7 @@ from sync_vs_peers import (  # noqa: E402
     remove,
     s5cmd_file,
     timed,
+    tool_stats,
 )
 
 RCLONE = shutil.which("rclone") or "rclone"
@@ -249,10 +249,7 @@ def main() -> int:
                         f"  load {os.getloadavg()[0]:.2f}")  # fmt: skip
             row: dict[str, Any] = {"dataset": name, "id": entry, "files": files, "bytes": nbytes}
             for tool in tools:
-                ts = times[tool]
-                row[tool] = {"runs": ts, "best": min(ts), "median": statistics.median(ts),
-                             "sync_median": statistics.median(syncs[tool]),
-                             "mb_s": nbytes / 1e6 / statistics.median(ts)}  # fmt: skip
+                row[tool] = tool_stats(times[tool], syncs[tool], nbytes)
             med = {tool: row[tool]["median"] for tool in tools}
             best = {tool: row[tool]["best"] for tool in tools}
             row["nlmr/s5cmd"] = med["nlmr"] / med["s5cmd"]

@@ -136,6 +136,14 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]
     return elapsed, time.perf_counter() - t0
 
 
+def tool_stats(times: list[float], syncs: list[float], nbytes: int) -> dict[str, Any]:
+    """One tool's figures for one data set: its runs, best, median, the median ``sync``
+    after a run, and MB/s at the median."""
+    median = statistics.median(times)
+    return {"runs": times, "best": min(times), "median": median,
+            "sync_median": statistics.median(syncs), "mb_s": nbytes / 1e6 / median}  # fmt: skip
+
+
 def write_target(path: Path, select: dict[str, Any], source: dict[str, str]) -> Path:
     """A target file named after its stem (JSON is YAML); ``--root`` overrides ``root``."""
     name = path.stem
@@ -360,10 +368,7 @@ def main() -> int:
                         f"  load {os.getloadavg()[0]:.2f}")  # fmt: skip
             row: dict[str, Any] = {"dataset": kind, "id": entry, "files": files, "bytes": nbytes}
             for tool in tools:
-                ts = times[tool]
-                row[tool] = {"runs": ts, "best": min(ts), "median": statistics.median(ts),
-                             "sync_median": statistics.median(syncs[tool]),
-                             "mb_s": nbytes / 1e6 / statistics.median(ts)}  # fmt: skip
+                row[tool] = tool_stats(times[tool], syncs[tool], nbytes)
             med = {tool: row[tool]["median"] for tool in tools}
             row["nlmr/s5cmd"] = med["nlmr"] / med["s5cmd"]
             durable = statistics.median(
