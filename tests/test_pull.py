@@ -248,7 +248,9 @@ def test_dry_run_and_json(store: Store, tmp_path: Path, run_cli: Any) -> None:
     assert code == 0 and err == ""
     code, out, err = run_cli("pull", "acme/nothing", "--to", str(dest), env=env)
     assert code == 1 and "acme/nothing: not found" in err and "Traceback" not in err
-    code, out, err = run_cli("pull", "acme/tiny", "--to", "x", "--hf-cache", env=env)
+    code, out, err = run_cli(
+        "pull", "acme/tiny", "--to", str(tmp_path / "x"), "--hf-cache", env=env
+    )
     assert code == 2 and "not both" in err
 
 
