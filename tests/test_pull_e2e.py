@@ -291,6 +291,18 @@ def test_public_bucket_over_real_https(tmp_path: Path, monkeypatch: pytest.Monke
         done = _nlmr(["pull", "acme/tls", "--to", str(dest), "-q"], trusted)
         assert done.returncode == 0, done.stderr
         assert {p: (dest / p).read_bytes() for p in files} == files
+        # and through a proxy: a CONNECT tunnel, TLS end to end
+        proxy = _RelayProxy()
+        try:
+            via = {**trusted, "https_proxy": f"http://127.0.0.1:{proxy.port}", "no_proxy": ""}
+            tunnelled = _nlmr(["pull", "acme/tls", "--to", str(tmp_path / "t"), "-q"], via)
+            assert tunnelled.returncode == 0, tunnelled.stderr
+            assert (tmp_path / "t/weights.dat").read_bytes() == files["weights.dat"]
+            host = server.https_endpoint.split("//", 1)[1]
+            assert len(proxy.lines) >= 2  # the catalogue's tunnel, and the objects'
+            assert all(line.startswith(f"CONNECT {host} HTTP/1.") for line in proxy.lines)
+        finally:
+            proxy.close()
         refused = _nlmr(["pull", "acme/tls", "--to", str(tmp_path / "x")], _clean_env(
             NLMR_REMOTE=url, SSL_CERT_FILE=str(tmp_path / "key.pem")))  # fmt: skip
         assert refused.returncode == 1 and "Traceback" not in refused.stderr
@@ -331,3 +343,88 @@ def test_missing_and_corrupt_objects_in_s3(s3: tuple[Any, str], tmp_path: Path) 
     again = _nlmr(["pull", "acme/faulty", "--to", str(dest), "--json"], env)
     report = json.loads(again.stdout)
     assert again.returncode == 0 and report["fetched"] == 2 and report["present"] == 1
+
+
+class _RelayProxy:
+    """A minimal HTTP proxy for tests: CONNECT tunnels, and absolute-form requests relayed
+    as they are (servers accept them); records each connection's first request line."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.lines: list[str] = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: Any) -> None:
+        import socket
+        import urllib.parse
+
+        data = b""
+        while b"\r\n\r\n" not in data:
+            got = client.recv(65536)
+            if not got:
+                client.close()
+                return
+            data += got
+        line = data.split(b"\r\n", 1)[0].decode()
+        self.lines.append(line)
+        method, target, _ = line.split(" ", 2)
+        if method == "CONNECT":
+            host, port = target.rsplit(":", 1)
+            upstream = socket.create_connection((host, int(port)))
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            data = data.split(b"\r\n\r\n", 1)[1]
+        else:
+            u = urllib.parse.urlsplit(target)
+            upstream = socket.create_connection((u.hostname, u.port or 80))
+        if data:
+            upstream.sendall(data)
+
+        def pipe(a: Any, b: Any) -> None:
+            try:
+                while chunk := a.recv(65536):
+                    b.sendall(chunk)
+            except OSError:
+                pass
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+        pipe(client, upstream)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_pull_through_an_http_proxy(s3: tuple[Any, str], tmp_path: Path) -> None:
+    """Login nodes that reach the world only through a proxy: catalogue and objects go
+    through it (absolute-form requests for http://; CONNECT tunnels are in the TLS test)."""
+    server, _ = s3
+    prefix = f"store-{uuid.uuid4().hex[:8]}"
+    reg = _registry(tmp_path, f"s3://{seaweedfs.PUBLIC_BUCKET}/{prefix}", server.endpoint)
+    files = {"config.json": b'{"proxied": true}', "weights.dat": _content(2 * MiB, 9)}
+    _add(reg, tmp_path, "acme/proxied", files)
+    _publish(reg)
+    proxy = _RelayProxy()
+    try:
+        url = f"{server.endpoint}/{seaweedfs.PUBLIC_BUCKET}/{prefix}"
+        env = _clean_env(NLMR_REMOTE=url, http_proxy=f"http://127.0.0.1:{proxy.port}", no_proxy="")
+        dest = tmp_path / "out"
+        done = _nlmr(["pull", "acme/proxied", "--to", str(dest), "-q"], env)
+        assert done.returncode == 0, done.stderr
+        assert {p: (dest / p).read_bytes() for p in files} == files
+        assert any("/nlmr/catalogue.json" in line for line in proxy.lines)
+        assert any("/files/md5/" in line and line.startswith("GET http://") for line in proxy.lines)
+    finally:
+        proxy.close()

@@ -83,15 +83,22 @@ class S3Http:
 
         conn = getattr(self._local, "conn", None)
         if conn is None:
+            hostname = urllib.parse.urlsplit(f"//{self.host}").hostname or self.host
+            proxy = _proxy_for(self.scheme, hostname)
+            # through a proxy: a CONNECT tunnel for https, the absolute URL for http
+            where = f"{proxy[0]}:{proxy[1]}" if proxy else self.host
             if self.scheme == "https":
                 import ssl
 
                 conn = http.client.HTTPSConnection(
-                    self.host, timeout=60, context=ssl.create_default_context()
+                    where, timeout=60, context=ssl.create_default_context()
                 )
+                if proxy:
+                    conn.set_tunnel(self.host)
             else:
-                conn = http.client.HTTPConnection(self.host, timeout=60)
+                conn = http.client.HTTPConnection(where, timeout=60)
             self._local.conn = conn
+            self._local.prefix = f"http://{self.host}" if proxy and self.scheme == "http" else ""
         return conn
 
     def _drop_connection(self) -> None:
@@ -189,7 +196,7 @@ class S3Http:
                 conn = self._connection()
                 conn.request(
                     method,
-                    f"{path}?{query}" if query else path,
+                    self._local.prefix + (f"{path}?{query}" if query else path),
                     body=body if method == "PUT" else None,
                     headers=self._headers(method, path, extra, query),
                 )
@@ -243,14 +250,15 @@ class S3Http:
         extra = {}
         if start or stop is not None:
             extra["range"] = f"bytes={start}-{'' if stop is None else max(start, stop) - 1}"
-        request = _request_bytes("GET", path, self._headers("GET", path, extra))
+        headers_out = self._headers("GET", path, extra)
         for attempt in range(2):
             conn: _GetConnection | None = getattr(self._local, "get_conn", None)
             reused = conn is not None
             try:
                 if conn is None:
                     conn = self._local.get_conn = _GetConnection(self.scheme, self.host)
-                status, headers = conn.send(request)
+                # through a plain-HTTP proxy the request names the whole URL (absolute form)
+                status, headers = conn.send(_request_bytes("GET", conn.prefix + path, headers_out))
                 break
             except (OSError, ValueError) as exc:
                 self._drop_get_connection()
@@ -370,6 +378,44 @@ def _total_size(content_range: str | None) -> int | None:
     return int(total) if total.isdigit() else None
 
 
+def _proxy_for(scheme: str, host: str) -> tuple[str, int] | None:
+    """The HTTP proxy to reach ``host`` through, from ``http_proxy``/``https_proxy`` and
+    ``no_proxy`` as curl, pip and urllib read them (login nodes often allow nothing else);
+    None for a direct connection."""
+    import urllib.request
+
+    url = urllib.request.getproxies().get(scheme)
+    if not url or urllib.request.proxy_bypass(host):
+        return None
+    parsed = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+    if parsed.scheme != "http" or not parsed.hostname:
+        from nlmr.errors import RemoteConfigError
+
+        raise RemoteConfigError(
+            f"unsupported proxy {url!r} ({scheme}_proxy)",
+            hint="nlmr speaks to http:// proxies (CONNECT tunnels for https)",
+        )
+    return parsed.hostname, parsed.port or 80
+
+
+def _connect_tunnel(sock: socket.socket, target: str) -> None:
+    """Ask the proxy on ``sock`` for a tunnel to ``target`` (``CONNECT host:port``).
+
+    Raises:
+        OSError: the proxy refused or hung up.
+    """
+    sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode("latin-1"))
+    data = b""
+    while b"\r\n\r\n" not in data:
+        got = sock.recv(4096)
+        if not got or len(data) > 1 << 16:
+            raise ConnectionError(f"the proxy closed the connection to {target}")
+        data += got
+    status = data.split(b"\r\n", 1)[0].decode("latin-1")
+    if status.split(None, 2)[1:2] != ["200"]:
+        raise ConnectionRefusedError(f"the proxy refused a tunnel to {target}: {status}")
+
+
 def _request_bytes(method: str, path: str, headers: dict[str, str]) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
     return "\r\n".join(lines).encode("latin-1")
@@ -390,7 +436,16 @@ class _GetConnection:
         parsed = urllib.parse.urlsplit(f"//{netloc}")
         hostname = parsed.hostname or netloc
         port = parsed.port or (443 if scheme == "https" else 80)
-        sock = socket.create_connection((hostname, port), timeout=timeout)
+        proxy = _proxy_for(scheme, hostname)
+        self.prefix = ""  # what the request line puts before the path
+        if proxy is None:
+            sock = socket.create_connection((hostname, port), timeout=timeout)
+        else:
+            sock = socket.create_connection(proxy, timeout=timeout)
+            if scheme == "https":  # a tunnel: TLS end to end, the proxy sees no bytes
+                _connect_tunnel(sock, f"{hostname}:{port}")
+            else:
+                self.prefix = f"http://{netloc}"
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if scheme == "https":
             import ssl  # only for https: 10 ms of start-up
