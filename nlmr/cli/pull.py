@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from nlmr.cli._options import kind_option, registry_option
 from nlmr.cli._output import echo_json, human_bytes
 from nlmr.cli._sources import make_resolver, source_options
 
@@ -47,12 +48,7 @@ from nlmr.cli._sources import make_resolver, source_options
     help="From a mirror: how files are made (auto clones where the filesystem "
     "can, else copies; every file is hashed either way).",
 )
-@click.option(
-    "--type",
-    "kind",
-    type=click.Choice(["model", "dataset"]),
-    help="When an id names both a model and a dataset.",
-)
+@kind_option
 @click.option(
     "-j",
     "--jobs",
@@ -195,12 +191,7 @@ def pull(
 @click.command()
 @click.argument("ref", metavar="ORG/NAME[@REVISION]")
 @click.option("--revision", help="Show this revision's files (default: the default revision).")
-@click.option(
-    "--type",
-    "kind",
-    type=click.Choice(["model", "dataset"]),
-    help="When an id names both a model and a dataset.",
-)
+@kind_option
 @click.option("--files/--no-files", default=True, show_default=True, help="List the files.")
 @source_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -259,12 +250,7 @@ def info(
 
 
 @click.command()
-@click.option(
-    "--registry",
-    "registry_dir",
-    type=click.Path(file_okay=False, path_type=str),
-    help="Registry checkout (default: NLMR_REGISTRY or ./registry).",
-)
+@registry_option
 @click.option(
     "--targets",
     "targets_dir",
